@@ -1,0 +1,224 @@
+"""`gankit train | sample | bench | list`: parse arguments, call the Python API, print results.
+
+Bad input ends with one line `gankit: error: ...` and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Optional, Sequence
+
+from .errors import GankitError
+
+# command-line flag -> dotted config key
+TRAIN_FLAGS = {
+    "dataset": "data.dataset", "data_dir": "data.data_dir", "image_size": "data.image_size",
+    "channels": "data.channels", "limit": "data.limit",
+    "model": "model.name", "latent_dim": "model.latent_dim", "latent_dist": "model.latent_dist",
+    "loss": "loss.name",
+    "optimizer": "optim.optimizer", "lr_g": "optim.lr_g", "lr_d": "optim.lr_d", "beta1": "optim.beta1",
+    "beta2": "optim.beta2", "n_critic": "optim.n_critic",
+    "epochs": "train.epochs", "minutes": "train.minutes", "max_steps": "train.max_steps",
+    "batch_size": "train.batch_size", "seed": "train.seed", "out": "train.out", "device": "train.device",
+    "checkpoint_every": "train.checkpoint_every", "keep_checkpoints": "train.keep_checkpoints",
+    "threads": "train.threads",
+}
+BUDGET_FLAGS = ("epochs", "minutes", "max_steps")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse would print the usage block too)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a GAN", description="Train a GAN. With no options: DCGAN on "
+                       "Fashion-MNIST for 10 minutes. Later options override earlier sources: preset < "
+                       "--config < flags < --set.")
+    p.add_argument("--preset", help="a shipped preset (see `gankit list`); default dcgan, or toy for ring/grid")
+    p.add_argument("--config", metavar="FILE.yaml", help="a YAML file of config sections")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", metavar="NAME|PATH", help="fashion-mnist, mnist, cifar10, ring, grid or an image folder")
+    g.add_argument("--data-dir", help="folder to look for dataset files in first")
+    g.add_argument("--image-size", type=int, help="resize images to this many pixels")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB)")
+    g.add_argument("--limit", type=int, help="use only the first N examples")
+    g = p.add_argument_group("model and loss")
+    g.add_argument("--model", help="gan-mlp, dcgan, resnet-rrb, dcgan-attn, resnet-attn")
+    g.add_argument("--loss", help="minimax, nonsat, lsgan, wgan, wgan-gp, hinge")
+    g.add_argument("--latent-dim", type=int, help="size of z")
+    g.add_argument("--latent-dist", help="normal or uniform")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", help="adam, rmsprop or sgd")
+    g.add_argument("--lr-g", type=float, help="generator learning rate")
+    g.add_argument("--lr-d", type=float, help="discriminator learning rate")
+    g.add_argument("--beta1", type=float, help="Adam beta1")
+    g.add_argument("--beta2", type=float, help="Adam beta2")
+    g.add_argument("--n-critic", type=int, help="D steps per G step")
+    g = p.add_argument_group("run")
+    budget = g.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="train for E epochs")
+    budget.add_argument("--minutes", type=float, help="train for M minutes of wall-clock time")
+    g.add_argument("--max-steps", type=int, help="stop after this many steps (batches)")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<preset>-<dataset>-<time>)")
+    g.add_argument("--device", help="auto, cpu, cuda or mps")
+    g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    g.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep")
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="set any config key, e.g. --set model.g_width=32 (repeatable)")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _sample_parser(sub) -> None:
+    p = sub.add_parser("sample", help="draw samples from a trained run",
+                       description="Write N samples of a run to a PNG grid or an .npz file "
+                                   "(key images: uint8 N x H x W x C; key samples: float32 N x 2 for 2-D data).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", required=True, metavar="FILE.png|FILE.npz")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+    p.add_argument("--checkpoint", metavar="NAME", help="e.g. step-000500 (default: the newest)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks", description="Reproducible benchmarks.")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH", parser_class=Parser)
+    s = bsub.add_parser("speed", help="training images/s and step time per preset")
+    s.add_argument("--preset", action="append", help="preset(s) to time (default: dcgan); repeatable")
+    s.add_argument("--seconds", type=float, default=20.0, help="measured time per preset (default 20)")
+    s.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true", help="print one JSON object per preset")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = Parser(prog="gankit", description="Train, watch, evaluate and compare GANs.")
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    _train_parser(sub)
+    _sample_parser(sub)
+    _bench_parser(sub)
+    sub.add_parser("list", help="list presets, models and losses")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[dict]:
+    from .config import parse_override
+
+    values: dict = {}
+    for flag, key in TRAIN_FLAGS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            section, name = key.split(".")
+            values.setdefault(section, {})[name] = v
+    # one budget on the command line replaces the other budget of the preset
+    if args.epochs is not None:
+        values["train"].setdefault("minutes", None)
+    if args.minutes is not None:
+        values["train"].setdefault("epochs", None)
+    return [values] + [parse_override(s) for s in args.set]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import build_config
+    from .training import resume, train
+
+    if args.resume:
+        given = [f for f in list(TRAIN_FLAGS) + ["preset", "config"]
+                 if getattr(args, f) is not None and f not in BUDGET_FLAGS]
+        if given or args.set:
+            names = ", ".join("--" + f.replace("_", "-") for f in given) or "--set"
+            raise GankitError(f"{names} cannot be combined with --resume; only --epochs, --minutes and "
+                              "--max-steps can change when resuming")
+        budget = {f: getattr(args, f) for f in BUDGET_FLAGS if getattr(args, f) is not None}
+        if args.epochs is not None:
+            budget.setdefault("minutes", None)
+        if args.minutes is not None:
+            budget.setdefault("epochs", None)
+        summary = resume(args.resume, budget, quiet=args.quiet)
+    else:
+        cfg = build_config(args.preset, args.config, _overrides(args))
+        summary = train(cfg, quiet=args.quiet)
+    return _report(summary)
+
+
+def _report(summary: dict) -> int:
+    run = summary["run"]
+    if summary["stopped_by"] == "interrupt":
+        print(f"interrupted at step {summary['steps']}; checkpoint saved. Continue with: "
+              f"gankit train --resume {run}", file=sys.stderr)
+        return 130
+    print(f"done: {summary['steps']} steps, {summary['epochs']} epochs, {summary['seconds']} s "
+          f"(stopped by {summary['stopped_by']}). Run folder: {run}")
+    print(f"  samples: {run}/samples/   curves: {run}/losses.png {run}/d_outputs.png   "
+          f"log: {run}/log.jsonl")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sampling import sample
+
+    path = sample(args.run_dir, args.num, args.out, seed=args.seed, checkpoint=args.checkpoint,
+                  device=args.device)
+    print(f"wrote {args.num} samples to {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_speed_table, speed
+
+    rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device)
+            for p in (args.preset or ["dcgan"])]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        print(format_speed_table(rows))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .config import preset_names
+    from .losses import OBJECTIVES
+    from .models import DISCRIMINATORS, GENERATORS, MODELS
+
+    print("presets:        " + ", ".join(preset_names()))
+    print("models:         " + ", ".join(f"{m} (G={MODELS.get(m)[0]}, D={MODELS.get(m)[1]})" for m in MODELS.names()))
+    print("generators:     " + ", ".join(GENERATORS.names()))
+    print("discriminators: " + ", ".join(DISCRIMINATORS.names()))
+    print("losses:         " + ", ".join(OBJECTIVES.names()))
+    print("datasets:       fashion-mnist, mnist, cifar10, ring, grid, or a folder of images")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "list": cmd_list}
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"gankit: warning: {message}\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _warning_line
+    try:
+        return COMMANDS[args.command](args)
+    except GankitError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

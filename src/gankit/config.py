@@ -1,0 +1,265 @@
+"""Typed configuration: dataclasses, shipped YAML presets, dotted overrides and validation.
+
+Order of precedence (last wins): dataclass defaults < preset < --config FILE < command-line flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from .errors import GankitError
+
+TOY_DATASETS = ("ring", "grid")
+NAMED_DATASETS = ("fashion-mnist", "mnist", "cifar10") + TOY_DATASETS
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | ring | grid | PATH to an image folder
+    data_dir: Optional[str] = None  # where to look for dataset files first (else $GANKIT_DATA, system dirs)
+    image_size: Optional[int] = None  # resize to this many pixels; None = the dataset's own size (folders: 64)
+    channels: Optional[int] = None  # 1 (grayscale) or 3 (RGB); None = the dataset's own
+    limit: Optional[int] = None  # use only the first N examples (quick experiments, tests)
+    toy_size: int = 100_000  # number of points drawn once for ring/grid (one epoch)
+    download: bool = True  # allow torchvision to download when no local copy is found
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dcgan"  # a pair of G and D from the model registry (gankit.models.MODELS)
+    g: Optional[str] = None  # override the generator of the pair
+    d: Optional[str] = None  # override the discriminator of the pair
+    latent_dim: int = 100  # size of z
+    latent_dist: Literal["normal", "uniform"] = "normal"  # z ~ N(0, I) or U(-1, 1)
+    g_width: int = 64  # conv nets: channels of G's last hidden layer (doubling towards the seed map)
+    d_width: int = 64  # conv nets: channels of D's first layer (doubling with depth)
+    g_hidden: list = field(default_factory=lambda: [128, 256, 512, 1024])  # MLP G hidden sizes
+    d_hidden: list = field(default_factory=lambda: [512, 256])  # MLP D hidden sizes
+    g_batchnorm: bool = True  # BatchNorm in G (MLP: after all but the first hidden layer)
+    d_batchnorm: bool = True  # BatchNorm in conv D (turn off for WGAN-GP: the penalty is per sample)
+    dropout: float = 0.0  # spatial dropout inside G's random residual blocks
+    dropout_at_sampling: bool = True  # keep that dropout active when sampling (noise source)
+    attention_hidden: int = 128  # width of the attention D's dense features and gate
+
+
+@dataclass
+class LossConfig:
+    name: Literal["minimax", "nonsat", "lsgan", "wgan", "wgan-gp", "hinge"] = "nonsat"
+    gp_lambda: float = 10.0  # wgan-gp: weight of the gradient penalty
+    clip: float = 0.01  # wgan: D weights are clipped to [-clip, clip] after each D step
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr_g: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_g)
+    beta1: float = 0.5  # Adam beta1 (0.5 as in DCGAN)
+    beta2: float = 0.999  # Adam beta2
+    momentum: float = 0.0  # SGD / RMSprop momentum
+    n_critic: int = 1  # D steps per G step; 5 for WGAN and WGAN-GP
+
+
+@dataclass
+class TrainConfig:
+    epochs: Optional[int] = 5  # stop after this many epochs (None: only --minutes / max_steps)
+    minutes: Optional[float] = None  # wall-clock training budget; stops at whichever comes first
+    max_steps: Optional[int] = None  # stop after this many steps (a step = one batch: one D update;
+    #                                  G is updated every n_critic steps)
+    batch_size: int = 64
+    seed: int = 0
+    out: Optional[str] = None  # run folder; default runs/<preset>-<dataset>-<time>
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
+    checkpoint_every: int = 500  # steps (batches) between checkpoints; also one at the end and on Ctrl-C
+    keep_checkpoints: int = 3  # how many step checkpoints to keep
+    log_every: int = 1  # steps between rows of log.jsonl
+    num_samples: int = 64  # size of the fixed-z sample grid written every epoch
+    threads: Optional[int] = None  # torch CPU threads (None: PyTorch's default)
+
+
+@dataclass
+class Config:
+    preset: Optional[str] = None  # the preset this config started from (recorded, informational)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def is_toy(self) -> bool:
+        return self.data.dataset in TOY_DATASETS
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "preset"}
+_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+                    "optim": OptimConfig, "train": TrainConfig}
+
+
+# ---------------------------------------------------------------- presets
+def preset_names() -> list[str]:
+    files = resources.files("gankit.presets").iterdir()
+    return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict:
+    if name not in preset_names():
+        raise GankitError(f"unknown preset '{name}'; available: {', '.join(preset_names())}")
+    text = resources.files("gankit.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def default_preset_for(dataset: Optional[str]) -> str:
+    """`gankit train` with no --preset: the toy preset for 2-D data, else DCGAN."""
+    return "toy" if dataset in TOY_DATASETS else "dcgan"
+
+
+# ---------------------------------------------------------------- building and validation
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Check (and lightly coerce) one value against its annotated type; raise a one-line error."""
+    origin = typing.get_origin(tp)
+    if origin is Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(key, value, args[0])
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise GankitError(f"bad value {value!r} for '{key}'; allowed: {', '.join(map(str, choices))}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise GankitError(f"bad value {value!r} for '{key}'; expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise GankitError(f"bad value {value!r} for '{key}'; expected a whole number")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise GankitError(f"bad value {value!r} for '{key}'; expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise GankitError(f"bad value {value!r} for '{key}'; expected text")
+        return str(value)
+    if tp is list:
+        if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
+            raise GankitError(f"bad value {value!r} for '{key}'; expected a list of positive whole numbers")
+        return list(value)
+    return value
+
+
+def _merge_section(obj: Any, section: str, values: dict) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for key, value in values.items():
+        if key not in hints:
+            raise GankitError(f"unknown config key '{section}.{key}'; valid keys in '{section}': "
+                              f"{', '.join(hints)}")
+        setattr(obj, key, _check_value(f"{section}.{key}", value, hints[key]))
+
+
+def merge(cfg: Config, values: dict) -> Config:
+    """Merge a nested dict (from YAML or overrides) into cfg, validating every key and value."""
+    if not isinstance(values, dict):
+        raise GankitError("a config must be a mapping of sections (data, model, loss, optim, train)")
+    for section, sub in values.items():
+        if section == "preset":
+            cfg.preset = sub
+            continue
+        if section not in _SECTION_CLASSES:
+            raise GankitError(f"unknown config section '{section}'; valid: preset, {', '.join(_SECTION_CLASSES)}")
+        if not isinstance(sub, dict):
+            raise GankitError(f"config section '{section}' must be a mapping of keys to values")
+        _merge_section(getattr(cfg, section), section, sub)
+    return cfg
+
+
+def parse_override(text: str) -> dict:
+    """'model.g_width=32' -> {'model': {'g_width': 32}} (the value is parsed as YAML)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise GankitError(f"bad override '{text}'; expected SECTION.KEY=VALUE, e.g. optim.lr_g=1e-4")
+    key, raw = text.split("=", 1)
+    section, name = key.split(".", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return {section: {name: value}}
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise GankitError(f"config file '{p}' not found; give the path of a YAML file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0]
+        raise GankitError(f"config file '{p}' is not valid YAML ({first}); fix the file") from None
+    return data
+
+
+def validate(cfg: Config) -> Config:
+    """Cross-field checks that types alone cannot express."""
+    t, m, o, d = cfg.train, cfg.model, cfg.optim, cfg.data
+    positive = {"train.batch_size": t.batch_size, "model.latent_dim": m.latent_dim,
+                "model.g_width": m.g_width, "model.d_width": m.d_width, "optim.n_critic": o.n_critic,
+                "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
+                "train.log_every": t.log_every, "train.num_samples": t.num_samples,
+                "data.toy_size": d.toy_size, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d}
+    for key, v in positive.items():
+        if v <= 0:
+            raise GankitError(f"bad value {v!r} for '{key}'; it must be positive")
+    for key, v in {"train.epochs": t.epochs, "train.minutes": t.minutes, "train.max_steps": t.max_steps,
+                   "data.image_size": d.image_size, "data.limit": d.limit, "train.threads": t.threads}.items():
+        if v is not None and v <= 0:
+            raise GankitError(f"bad value {v!r} for '{key}'; it must be positive (or null for none)")
+    if t.epochs is None and t.minutes is None and t.max_steps is None:
+        raise GankitError("no stopping rule: set train.epochs, train.minutes or train.max_steps")
+    if d.channels not in (None, 1, 3):
+        raise GankitError(f"bad value {d.channels!r} for 'data.channels'; allowed: 1, 3 (or null)")
+    if not 0.0 <= m.dropout < 1.0:
+        raise GankitError(f"bad value {m.dropout!r} for 'model.dropout'; it must be in [0, 1)")
+    if d.image_size is not None and d.image_size < 8:
+        raise GankitError(f"bad value {d.image_size} for 'data.image_size'; use 8 pixels or more")
+    return cfg
+
+
+def build_config(preset: Optional[str] = None, config_file: Optional[str] = None,
+                 overrides: Optional[list[dict]] = None) -> Config:
+    """Resolve a Config from a preset name, a YAML file and override dicts (in that order)."""
+    file_values = load_yaml(config_file) if config_file else {}
+    over = overrides or []
+    if preset is None:
+        preset = file_values.get("preset") if isinstance(file_values, dict) else None
+    if preset is None:
+        dataset = None
+        for values in [file_values, *over]:
+            dataset = (values.get("data") or {}).get("dataset", dataset) if isinstance(values, dict) else dataset
+        preset = default_preset_for(dataset)
+    cfg = merge(Config(), load_preset(preset))
+    cfg.preset = preset
+    merge(cfg, file_values)
+    for values in over:
+        merge(cfg, values)
+    return validate(cfg)
+
+
+def config_from_dict(values: dict) -> Config:
+    """Rebuild a Config from a saved (resolved) dict, e.g. a run's config.yaml."""
+    return validate(merge(Config(), values))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

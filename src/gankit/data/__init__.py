@@ -1,0 +1,164 @@
+"""Datasets as tensors held in memory. Images are stored as uint8 and scaled to [-1, 1] per batch."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import DataConfig, TOY_DATASETS
+from ..errors import GankitError
+from .folders import load_folder
+from .idx import find_idx_pair, read_idx
+from .toy2d import sample_toy, toy_centers, toy_std
+
+__all__ = ["Data", "load_dataset", "sample_toy", "toy_centers", "toy_std", "to_uint8"]
+
+SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
+TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "cifar-10-batches-py"}
+INSTALL_HINT = {"fashion-mnist": " or `apt-get install dataset-fashion-mnist`", "mnist": "", "cifar10": ""}
+
+
+@dataclass
+class Data:
+    """A whole dataset in memory. x: [N,C,H,W] uint8 (images) or [N,2] float32 (points)."""
+    name: str
+    x: Tensor
+    labels: Optional[Tensor] = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example: (C, H, W) or (2,)."""
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, idx: Tensor) -> Tensor:
+        """Examples at idx as float32 in [-1, 1] (images) or raw coordinates (points)."""
+        x = self.x[idx]
+        return x.float().div_(127.5).sub_(1.0) if self.is_image else x
+
+    def to(self, device: torch.device) -> "Data":
+        return Data(self.name, self.x.to(device), None if self.labels is None else self.labels.to(device))
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """[-1, 1] float images -> uint8 [0, 255]."""
+    return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
+def search_dirs(name: str, data_dir: Optional[str]) -> list[Path]:
+    """Where a named dataset's files are looked for, in order."""
+    roots = [Path(p) for p in (data_dir, os.environ.get("GANKIT_DATA")) if p]
+    dirs: list[Path] = []
+    for r in roots:
+        dirs += [r, r / name, r / TORCHVISION_NAMES[name] / "raw"]
+    if name in SYSTEM_DIRS:
+        dirs.append(Path(SYSTEM_DIRS[name]))
+    cache = cache_root()
+    dirs += [cache / TORCHVISION_NAMES[name] / "raw"]
+    return dirs
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "data"
+
+
+def _offline() -> bool:
+    return os.environ.get("GANKIT_OFFLINE", "") not in ("", "0")
+
+
+def _not_found(name: str, dirs: list[Path], why: str) -> GankitError:
+    where = ", ".join(str(d) for d in dirs[:4]) + (", ..." if len(dirs) > 4 else "")
+    return GankitError(f"{name} not found (looked in {where}) and {why}; put its files in --data-dir "
+                       f"or $GANKIT_DATA{INSTALL_HINT.get(name, '')}")
+
+
+def _load_mnist_like(name: str, cfg: DataConfig) -> tuple[Tensor, Tensor]:
+    dirs = search_dirs(name, cfg.data_dir)
+    pair = find_idx_pair(dirs)
+    if pair is None:
+        if not cfg.download or _offline():
+            raise _not_found(name, dirs, "downloading is off")
+        _download(name, cfg, dirs)
+        pair = find_idx_pair(dirs)
+        if pair is None:
+            raise _not_found(name, dirs, "the download left no IDX files")
+    try:
+        x, y = read_idx(pair[0]), read_idx(pair[1])
+    except (ValueError, OSError) as e:
+        raise GankitError(f"cannot read {name}: {e}; replace the file") from None
+    return x.unsqueeze(1), y.long()  # [N,1,28,28]
+
+
+def _download(name: str, cfg: DataConfig, dirs: list[Path]) -> None:
+    """Fetch through torchvision into the cache (or --data-dir)."""
+    import torchvision.datasets as tvd
+
+    cls = {"fashion-mnist": tvd.FashionMNIST, "mnist": tvd.MNIST, "cifar10": tvd.CIFAR10}[name]
+    root = Path(cfg.data_dir) if cfg.data_dir else cache_root()
+    try:
+        return cls(str(root), train=True, download=True)
+    except Exception as e:  # network errors come in many types (URLError, HTTPError, RuntimeError)
+        raise _not_found(name, dirs, f"the download failed ({type(e).__name__})") from None
+
+
+def _load_cifar10(cfg: DataConfig) -> tuple[Tensor, Tensor]:
+    import torchvision.datasets as tvd
+
+    roots = [Path(p) for p in (cfg.data_dir, os.environ.get("GANKIT_DATA")) if p] + [cache_root()]
+    for root in roots:
+        if (root / "cifar-10-batches-py").is_dir():
+            ds = tvd.CIFAR10(str(root), train=True, download=False)
+            break
+    else:
+        if not cfg.download or _offline():
+            raise _not_found("cifar10", roots, "downloading is off")
+        ds = _download("cifar10", cfg, roots)
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # [N,32,32,3] -> [N,3,32,32]
+    return x, torch.tensor(ds.targets)
+
+
+def _fit(x: Tensor, size: Optional[int], channels: Optional[int]) -> Tensor:
+    """Resize [N,C,H,W] uint8 to size and convert channels (1 <-> 3) when asked."""
+    if channels is not None and channels != x.shape[1]:
+        if channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        else:  # ITU-R 601 luma, as PIL's convert("L")
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            x = (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    if size is not None and size != x.shape[-1]:
+        chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True,
+                                align_corners=False) for c in x.split(4096)]
+        x = torch.cat(chunks).round().clamp(0, 255).to(torch.uint8)
+    return x.contiguous()
+
+
+def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
+    """Load a dataset named or pointed at by cfg.dataset."""
+    name = cfg.dataset
+    labels = None
+    if name in TOY_DATASETS:
+        g = torch.Generator().manual_seed(seed)
+        x = sample_toy(name, cfg.toy_size, generator=g)
+    elif name in ("fashion-mnist", "mnist"):
+        x, labels = _load_mnist_like(name, cfg)
+        x = _fit(x, cfg.image_size, cfg.channels)
+    elif name == "cifar10":
+        x, labels = _load_cifar10(cfg)
+        x = _fit(x, cfg.image_size, cfg.channels)
+    else:
+        x = load_folder(name, cfg.image_size, cfg.channels)
+    if cfg.limit is not None:
+        x = x[: cfg.limit]
+        labels = None if labels is None else labels[: cfg.limit]
+    return Data(name, x, labels)

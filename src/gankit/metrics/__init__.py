@@ -1,0 +1,3 @@
+from .toy import toy_modes
+
+__all__ = ["toy_modes"]

@@ -1,0 +1,5 @@
+"""Model families. Importing this package registers every builder."""
+from . import attention, dcgan, mlp, resnet  # noqa: F401  (registration side effects)
+from .registry import DISCRIMINATORS, GENERATORS, MODELS, build_models
+
+__all__ = ["GENERATORS", "DISCRIMINATORS", "MODELS", "build_models"]

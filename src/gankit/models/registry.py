@@ -1,0 +1,32 @@
+"""Registries of generators, discriminators and the named (G, D) pairs that users pick with --model."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import GankitError
+from ..registry import Registry
+
+Builder = Callable[[ModelConfig, tuple], nn.Module]
+GENERATORS: Registry[Builder] = Registry("generator")
+DISCRIMINATORS: Registry[Builder] = Registry("discriminator")
+MODELS: Registry[tuple[str, str]] = Registry("model")
+
+# name users type -> (generator, discriminator)
+MODELS.register("gan-mlp")(("mlp", "mlp"))
+MODELS.register("dcgan")(("dcgan", "dcgan"))
+MODELS.register("resnet-rrb")(("resnet", "dcgan"))
+MODELS.register("dcgan-attn")(("dcgan", "attention"))
+MODELS.register("resnet-attn")(("resnet", "attention"))
+
+
+def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for data whose examples have `shape` ((C, H, W) or (2,))."""
+    g_name, d_name = MODELS.get(cfg.name)
+    g_name, d_name = cfg.g or g_name, cfg.d or d_name
+    if len(shape) == 1 and (g_name != "mlp" or d_name not in ("mlp", "attention")):
+        raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; "
+                          "use --model gan-mlp for ring and grid")
+    return GENERATORS.get(g_name)(cfg, shape), DISCRIMINATORS.get(d_name)(cfg, shape)

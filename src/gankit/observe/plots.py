@@ -1,0 +1,100 @@
+"""Pictures of a run: sample grids (or scatter plots for 2-D data) and the textbook training curves."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
+
+
+def save_samples(x: torch.Tensor, path: Path, centers: Optional[torch.Tensor] = None, title: str = "") -> None:
+    """Images [N,C,H,W] in [-1,1] -> a square PNG grid; points [N,2] -> a scatter plot PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = x.detach().float().cpu()
+    if x.dim() == 4:
+        save_image(x, path, nrow=max(1, math.ceil(math.sqrt(x.shape[0]))), normalize=True,
+                   value_range=(-1, 1), padding=2)
+        return
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.5, color="tab:blue", label="generated")
+    if centers is not None:
+        ax.scatter(centers[:, 0], centers[:, 1], s=25, marker="x", color="tab:red", label="mode centres")
+        lim = float(centers.abs().max()) * 1.5
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _smooth(y: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or len(y) < window:
+        return y
+    kernel = np.ones(window) / window
+    return np.convolve(y, kernel, mode="valid")
+
+
+def _curves(rows: Sequence[dict], keys: dict[str, str], steps_per_epoch: int, path: Path,
+            title: str, ylabel: str) -> None:
+    """One line per key against steps, a moving average over raw values, and an epoch axis on top."""
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    for key, label in keys.items():
+        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        if not pts:
+            continue
+        s, y = map(np.asarray, zip(*pts))
+        window = max(1, len(y) // 100)
+        line, = ax.plot(s, y, alpha=0.25, linewidth=0.6)
+        ax.plot(s[window - 1:], _smooth(y, window), color=line.get_color(), label=label, linewidth=1.4)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    spe = max(steps_per_epoch, 1)
+    top = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))
+    top.set_xlabel("epoch")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_losses(rows: Sequence[dict], steps_per_epoch: int, path: Path) -> None:
+    _curves(rows, {"loss_g": "G loss", "loss_d": "D loss"}, steps_per_epoch, path,
+            "Generator and discriminator losses", "loss")
+
+
+def plot_d_outputs(rows: Sequence[dict], steps_per_epoch: int, path: Path, probabilities: bool) -> None:
+    ylabel = "mean D output (probability)" if probabilities else "mean critic value"
+    _curves(rows, {"d_real": "D(x)", "d_fake": "D(G(z))"}, steps_per_epoch, path,
+            "Discriminator on real and generated data", ylabel)
+
+
+def plot_progression(sample_paths: Sequence[Path], path: Path, max_panels: int = 6) -> None:
+    """The fixed-z samples of up to `max_panels` evenly spaced epochs, side by side."""
+    paths = list(sample_paths)
+    if not paths:
+        return
+    if len(paths) > max_panels:
+        idx = np.linspace(0, len(paths) - 1, max_panels).round().astype(int)
+        paths = [paths[i] for i in idx]
+    fig, axes = plt.subplots(1, len(paths), figsize=(3 * len(paths), 3.3), dpi=100, squeeze=False)
+    for ax, p in zip(axes[0], paths):
+        ax.imshow(plt.imread(p), cmap="gray")
+        ax.set_title(p.stem.replace("-", " "), fontsize=10)
+        ax.axis("off")
+    fig.suptitle("Fixed-z samples across training")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,70 @@
+"""Draw samples from a trained run: a PNG grid (or scatter plot) or an .npz array file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import Config, config_from_dict
+from .data import to_uint8, toy_centers
+from .errors import GankitError
+from .models import build_models
+from .observe.plots import save_samples
+from .training.checkpoint import load_file, resolve_checkpoint
+from .training.steps import sample_z
+
+
+def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
+                   device: str | torch.device = "cpu") -> tuple[nn.Module, Config, Path]:
+    """Rebuild G from a run's checkpoint (newest if `checkpoint` is None), in eval mode."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise GankitError(f"run folder '{run}' does not exist; give the --out folder of a gankit train run")
+    path = resolve_checkpoint(run, checkpoint)
+    try:
+        ckpt = load_file(path, map_location=device)
+    except ValueError as e:
+        raise GankitError(f"checkpoint '{path}' is damaged ({e}); pick another with --checkpoint") from None
+    cfg = config_from_dict(ckpt["config"])
+    G, _ = build_models(cfg.model, tuple(ckpt["shape"]))
+    G.load_state_dict(ckpt["G"])
+    return G.to(device).eval(), cfg, path
+
+
+@torch.no_grad()
+def generate(G: nn.Module, cfg: Config, num: int, seed: int = 0, batch_size: int = 500,
+             device: str | torch.device = "cpu") -> torch.Tensor:
+    """[num, ...] samples; images in [-1, 1]. Repeatable for a given seed."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout kept on at sampling draws from the global generator
+    out = []
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        z = sample_z(n, cfg.model.latent_dim, cfg.model.latent_dist, generator=gen).to(device)
+        out.append(G(z).cpu())
+    return torch.cat(out)
+
+
+def sample(run_dir: str | Path, num: int, out: str | Path, seed: int = 0,
+           checkpoint: Optional[str] = None, device: str = "cpu") -> Path:
+    """Write `num` samples to out (.png grid/scatter or .npz). Returns the path written."""
+    out = Path(out)
+    if out.suffix not in (".png", ".npz"):
+        raise GankitError(f"output '{out}' must end in .png or .npz")
+    if num <= 0:
+        raise GankitError(f"--num must be positive, got {num}")
+    G, cfg, path = load_generator(run_dir, checkpoint, device)
+    x = generate(G, cfg, num, seed=seed, device=device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".png":
+        centers = toy_centers(cfg.data.dataset) if cfg.is_toy else None
+        save_samples(x, out, centers=centers, title=f"{num} samples from {path.stem}")
+    elif x.dim() == 4:
+        images = to_uint8(x).permute(0, 2, 3, 1).numpy()  # [N,C,H,W] -> [N,H,W,C] uint8
+        np.savez_compressed(out, images=images)
+    else:
+        np.savez_compressed(out, samples=x.numpy().astype(np.float32))
+    return out

@@ -1,0 +1,3 @@
+from .loop import resume, train
+
+__all__ = ["train", "resume"]

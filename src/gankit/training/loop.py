@@ -1,0 +1,203 @@
+"""The training loop, top to bottom: resume, then per batch a D step (and a G step every n_critic),
+log, checkpoint; per epoch a sample grid; at the end the plots. Ctrl-C saves a checkpoint first.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .. import __version__
+from ..config import Config, config_from_dict, load_yaml, merge, save_config
+from ..data import toy_centers
+from ..errors import GankitError
+from ..observe.plots import plot_d_outputs, plot_losses, plot_progression, save_samples
+from ..observe.progress import Progress
+from .checkpoint import load_latest, save_checkpoint
+from .setup import Setup, build, epoch_permutation, new_run_dir
+from .stats import StatsWriter, read_log
+from .steps import d_step, g_step, sample_z
+
+
+def due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag read at step boundaries, so the checkpoint saved is consistent.
+    A second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.raised = False
+        self._old: dict = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float) -> dict:
+    """Everything needed to continue exactly: weights, optimizers, position in the data, RNG."""
+    return {"format": 1, "gankit": __version__, "step": step, "epoch": epoch, "elapsed": elapsed,
+            "G": s.G.state_dict(), "D": s.D.state_dict(), "opt_g": s.opt_g.state_dict(),
+            "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
+            "shape": list(s.data.shape), "config": s.cfg.to_dict()}
+
+
+def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
+    s.G.load_state_dict(ckpt["G"])
+    s.D.load_state_dict(ckpt["D"])
+    s.opt_g.load_state_dict(ckpt["opt_g"])
+    s.opt_d.load_state_dict(ckpt["opt_d"])
+    s.fixed_z = ckpt["fixed_z"].to(s.device)
+    set_rng_state(ckpt["rng"], s.device)
+    return ckpt["step"], ckpt["epoch"], ckpt["elapsed"]
+
+
+@torch.no_grad()
+def write_samples(s: Setup, path: Path, title: str) -> None:
+    was_training = s.G.training
+    s.G.eval()
+    x = s.G(s.fixed_z)
+    s.G.train(was_training)
+    centers = toy_centers(s.cfg.data.dataset) if s.cfg.is_toy else None
+    save_samples(x, path, centers=centers, title=title)
+
+
+def write_plots(s: Setup, run: Path) -> None:
+    rows = read_log(run / "log.jsonl")
+    if rows:
+        plot_losses(rows, s.steps_per_epoch, run / "losses.png")
+        plot_d_outputs(rows, s.steps_per_epoch, run / "d_outputs.png", s.objective.probabilities)
+    plot_progression(sorted((run / "samples").glob("epoch-*.png")), run / "progression.png")
+
+
+def total_steps(s: Setup) -> Optional[int]:
+    t = s.cfg.train
+    limits = [t.max_steps] if t.max_steps else []
+    if t.epochs:
+        limits.append(t.epochs * s.steps_per_epoch)
+    return min(limits) if limits else None
+
+
+def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = False) -> dict:
+    """Train until a stopping rule fires. Returns a summary (steps, epochs, seconds, stopped_by)."""
+    t, cfg = s.cfg.train, s.cfg
+    step, epoch, elapsed = restore(s, ckpt) if ckpt else (0, 0, 0.0)
+    log = StatsWriter(run / "log.jsonl", resume_step=step if ckpt else 0)
+    spe, B = s.steps_per_epoch, t.batch_size
+    budget_s = t.minutes * 60 if t.minutes else math.inf
+    limit = total_steps(s)
+    progress = Progress(limit, initial=step, enabled=not quiet)
+    if ckpt:
+        progress.message(f"resumed {run} at step {step} (epoch {epoch + 1})")
+    g_stats: dict = {}
+    stopped_by = None
+    t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
+    with StopFlag() as stop:
+        while stopped_by is None:
+            if t.epochs is not None and epoch >= t.epochs:
+                stopped_by = "epochs"
+                break
+            perm = epoch_permutation(t.seed, epoch, len(s.data)).to(s.device)
+            for b in range(step - epoch * spe, spe):
+                real = s.data.batch(perm[b * B:(b + 1) * B])  # [B, *shape]
+                z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
+                stats = d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip)
+                step += 1
+                if due(step, cfg.optim.n_critic):
+                    z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
+                    g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective)
+                elapsed = time.monotonic() - t_start
+                if due(step, t.log_every):
+                    now = time.monotonic()
+                    row = {"step": step, "epoch": epoch + 1, "time": round(elapsed, 3),
+                           "img_per_s": round(B * (step - step_log) / max(now - t_log, 1e-9), 1)}
+                    row.update({k: float(v) for k, v in {**stats, **g_stats}.items()})
+                    if not all(math.isfinite(v) for v in row.values()):
+                        row["nonfinite"] = True
+                    log.write(row)
+                    progress.update(step, epoch + 1, row)
+                    t_log, step_log = now, step
+                if due(step, t.checkpoint_every):
+                    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed), step, t.keep_checkpoints)
+                if stop.raised:
+                    stopped_by = "interrupt"
+                elif t.max_steps is not None and step >= t.max_steps:
+                    stopped_by = "max_steps"
+                elif elapsed >= budget_s:
+                    stopped_by = "minutes"
+                if stopped_by:
+                    break
+            else:  # the epoch ran to its end
+                epoch += 1
+                write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
+                write_plots(s, run)
+                progress.message(f"epoch {epoch} done: step {step}, {elapsed:.0f} s")
+    progress.close()
+    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed), step, t.keep_checkpoints)
+    log.close()
+    write_samples(s, run / "samples" / "final.png", f"final, step {step}")
+    write_plots(s, run)
+    return {"run": str(run), "steps": step, "epochs": epoch, "seconds": round(elapsed, 1),
+            "stopped_by": stopped_by}
+
+
+def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
+    """Start a new run. Returns a summary dict with the run folder under 'run'."""
+    run = new_run_dir(cfg, out or cfg.train.out)
+    s = build(cfg)
+    return run_loop(s, run, quiet=quiet)
+
+
+BUDGET_KEYS = {"epochs", "minutes", "max_steps"}
+
+
+def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: bool = False) -> dict:
+    """Continue a run from its newest loadable checkpoint (or start it over from its config.yaml).
+    Only the budget (epochs, minutes, max_steps) may change on resume."""
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise GankitError(f"'{run}' is not a gankit run (no config.yaml); give the folder a run was saved in")
+    cfg = config_from_dict(load_yaml(run / "config.yaml"))
+    changes = {k: v for k, v in (train_overrides or {}).items() if getattr(cfg.train, k) != v}
+    bad = sorted(set(changes) - BUDGET_KEYS)
+    if bad:
+        raise GankitError(f"cannot change {', '.join('train.' + k for k in bad)} when resuming; only "
+                          f"--epochs, --minutes and max_steps can change (start a new run with --out)")
+    if changes:
+        merge(cfg, {"train": changes})
+        save_config(cfg, run / "config.yaml")
+    s = build(cfg)
+    ckpt, _ = load_latest(run, map_location=s.device)
+    return run_loop(s, run, ckpt, quiet=quiet)

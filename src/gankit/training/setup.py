@@ -1,0 +1,101 @@
+"""Everything a run needs before its first step: device, data, models, optimizers, run folder."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..config import Config, OptimConfig, save_config
+from ..data import Data, load_dataset
+from ..errors import GankitError
+from ..losses import OBJECTIVES, Objective
+from ..models import build_models
+from .checkpoint import list_step_checkpoints
+from .steps import sample_z
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda, then mps, then cpu. An unavailable explicit choice is an error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GankitError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    if name == "mps" and not has_mps:
+        raise GankitError("device 'mps' requested but Apple MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(params, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The data order of one epoch, a pure function of (seed, epoch): resume replays it exactly."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def default_run_dir(cfg: Config) -> Path:
+    dataset = Path(cfg.data.dataset).name if not cfg.data.dataset.isidentifier() else cfg.data.dataset
+    return Path("runs") / f"{cfg.preset or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def new_run_dir(cfg: Config, out: Optional[str]) -> Path:
+    """Create the run folder and write config.yaml first; refuse to overwrite an existing run."""
+    run = Path(out) if out else default_run_dir(cfg)
+    if list_step_checkpoints(run) or (run / "log.jsonl").exists():
+        raise GankitError(f"'{run}' already holds a run; continue it with `gankit train --resume {run}` "
+                          "or choose another --out")
+    (run / "samples").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoints").mkdir(exist_ok=True)
+    save_config(cfg, run / "config.yaml")
+    return run
+
+
+@dataclass
+class Setup:
+    """The objects of one run. The loop reads them; nothing here knows the order of training."""
+    cfg: Config
+    device: torch.device
+    data: Data
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    objective: Objective
+    fixed_z: torch.Tensor
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.data) // self.cfg.train.batch_size
+
+
+def build(cfg: Config) -> Setup:
+    """Seed, load the data, build models and optimizers (deterministic given cfg.train.seed)."""
+    t = cfg.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    device = pick_device(t.device)
+    data = load_dataset(cfg.data, seed=t.seed)
+    if len(data) < t.batch_size:
+        raise GankitError(f"the dataset has {len(data)} examples, fewer than the batch size {t.batch_size}; "
+                          "lower --batch-size or add data")
+    data = data.to(device)  # small datasets live on the device as uint8: no per-step host copies
+    torch.manual_seed(t.seed)
+    G, D = build_models(cfg.model, data.shape)
+    G, D = G.to(device), D.to(device)
+    opt_g = make_optimizer(G.parameters(), cfg.optim, cfg.optim.lr_g)
+    opt_d = make_optimizer(D.parameters(), cfg.optim, cfg.optim.lr_d)
+    n_fixed = t.num_samples
+    fixed_z = sample_z(n_fixed, cfg.model.latent_dim, cfg.model.latent_dist,
+                       generator=torch.Generator().manual_seed(t.seed + 12345)).to(device)
+    return Setup(cfg, device, data, G, D, opt_g, opt_d, OBJECTIVES.get(cfg.loss.name), fixed_z)

@@ -1,0 +1,57 @@
+"""One discriminator update and one generator update. They take explicit objects and return detached
+tensors (read as numbers only when the loop logs them, so a GPU is never synchronised per step).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..losses import Objective, clip_weights_, gradient_penalty
+
+
+def sample_z(n: int, dim: int, dist: str, device: torch.device | str = "cpu",
+             generator: torch.Generator | None = None) -> Tensor:
+    """[n, dim] latent codes from N(0, I) or U(-1, 1)."""
+    if dist == "uniform":
+        return torch.rand(n, dim, device=device, generator=generator) * 2 - 1
+    return torch.randn(n, dim, device=device, generator=generator)
+
+
+def d_output(logits: Tensor, obj: Objective) -> Tensor:
+    """Mean D output to report: a probability for BCE objectives, the raw critic value otherwise."""
+    return (torch.sigmoid(logits) if obj.probabilities else logits).mean()
+
+
+def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, z: Tensor,
+           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01) -> dict[str, Tensor]:
+    """One D update on a real batch and G(z). Returns detached scalars for the log."""
+    with torch.no_grad():
+        fake = G(z)
+    real_out, fake_out = D(real), D(fake)  # [N], [N]
+    loss_real, loss_fake = obj.d(real_out, fake_out)
+    loss = loss_real + loss_fake
+    stats = {"loss_d_real": loss_real, "loss_d_fake": loss_fake}
+    if obj.gradient_penalty:
+        gp = gradient_penalty(D, real, fake)
+        loss = loss + gp_lambda * gp
+        stats["gp"] = gp
+    opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_d.step()
+    if obj.clip_weights:
+        clip_weights_(D, clip)
+    stats.update(loss_d=loss, d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
+    return {k: v.detach() for k, v in stats.items()}
+
+
+def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
+           obj: Objective) -> dict[str, Tensor]:
+    """One G update through a D whose parameters are left untouched."""
+    D.requires_grad_(False)
+    fake_out = D(G(z))
+    loss = obj.g(fake_out)
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    D.requires_grad_(True)
+    return {"loss_g": loss.detach(), "d_fake_g": d_output(fake_out, obj).detach()}
