@@ -1,12 +1,24 @@
-"""gankit: train, watch, evaluate and compare GANs."""
+"""gankit: train, watch, evaluate and compare GANs.
+
+The public API is imported lazily, so `gankit --help` answers without loading PyTorch.
+"""
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .config import Config, build_config, preset_names  # noqa: E402
-from .losses import OBJECTIVES  # noqa: E402
-from .models import DISCRIMINATORS, GENERATORS, MODELS, build_models  # noqa: E402
-from .sampling import generate, load_generator, sample  # noqa: E402
-from .training import resume, train  # noqa: E402
+_API = {
+    "Config": "config", "build_config": "config", "preset_names": "config",
+    "train": "training", "resume": "training",
+    "sample": "sampling", "generate": "sampling", "load_generator": "sampling",
+    "MODELS": "models", "GENERATORS": "models", "DISCRIMINATORS": "models", "build_models": "models",
+    "OBJECTIVES": "losses",
+}
+__all__ = ["__version__", *_API]
 
-__all__ = ["__version__", "Config", "build_config", "preset_names", "train", "resume", "sample",
-           "generate", "load_generator", "MODELS", "GENERATORS", "DISCRIMINATORS", "OBJECTIVES",
-           "build_models"]
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'gankit' has no attribute {name!r}")

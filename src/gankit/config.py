@@ -146,6 +146,11 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
             raise GankitError(f"bad value {value!r} for '{key}'; expected a whole number")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads '1e-4' as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise GankitError(f"bad value {value!r} for '{key}'; expected a number")
         return float(value)
@@ -186,7 +191,8 @@ def merge(cfg: Config, values: dict) -> Config:
 
 
 def parse_override(text: str) -> dict:
-    """'model.g_width=32' -> {'model': {'g_width': 32}} (the value is parsed as YAML)."""
+    """'model.g_width=32' -> {'model': {'g_width': 32}} (the value is parsed as YAML; numbers like
+    1e-4, which YAML 1.1 reads as text, become floats when the key expects one)."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise GankitError(f"bad override '{text}'; expected SECTION.KEY=VALUE, e.g. optim.lr_g=1e-4")
     key, raw = text.split("=", 1)

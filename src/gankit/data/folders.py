@@ -6,8 +6,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import functional as TF
-from torchvision.transforms import InterpolationMode
 
 from ..errors import GankitError
 
@@ -21,6 +19,9 @@ def list_images(root: Path) -> list[Path]:
 
 def _load_one(path: Path, size: int) -> tuple[torch.Tensor, bool]:
     """One image -> ([3, size, size] uint8, was_grayscale): shorter side resized, then centre-cropped."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
     with Image.open(path) as im:
         im.load()
         gray = im.mode in GRAY_MODES
@@ -55,9 +56,11 @@ def load_folder(root: str | Path, image_size: int | None, channels: int | None) 
                       stacklevel=2)
     if not images:
         raise GankitError(f"none of the {len(paths)} image files in '{root}' could be read; check the files")
+    from torchvision.transforms.functional import rgb_to_grayscale
+
     x = torch.stack(images)  # [N,3,S,S]
     if channels is None:
         channels = 1 if all(grays) else 3
     if channels == 1:  # gray images were expanded to 3 equal channels: keep one; convert colour ones
-        x = x[:, :1] if all(grays) else TF.rgb_to_grayscale(x, 1)
+        x = x[:, :1] if all(grays) else rgb_to_grayscale(x, 1)
     return x.contiguous()

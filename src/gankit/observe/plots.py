@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torchvision.utils import save_image  # noqa: E402
 
 
 def save_samples(x: torch.Tensor, path: Path, centers: Optional[torch.Tensor] = None, title: str = "") -> None:
@@ -20,6 +19,8 @@ def save_samples(x: torch.Tensor, path: Path, centers: Optional[torch.Tensor] = 
     path.parent.mkdir(parents=True, exist_ok=True)
     x = x.detach().float().cpu()
     if x.dim() == 4:
+        from torchvision.utils import save_image
+
         save_image(x, path, nrow=max(1, math.ceil(math.sqrt(x.shape[0]))), normalize=True,
                    value_range=(-1, 1), padding=2)
         return

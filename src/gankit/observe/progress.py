@@ -15,9 +15,14 @@ def _fmt(stats: dict) -> str:
 
 class Progress:
     def __init__(self, total: Optional[int], initial: int = 0, every_s: float = 10.0,
-                 stream=None, enabled: bool = True):
+                 stream=None, enabled: bool = True, budget_s: float = float("inf"), elapsed: float = 0.0):
+        """total: the step limit (None if unknown); budget_s: the wall-clock budget of the whole run."""
         self.stream = stream or sys.stderr
-        self.total, self.every_s, self.enabled = total, every_s, enabled
+        self.every_s, self.enabled = every_s, enabled
+        self.deadline = time.monotonic() + budget_s - elapsed
+        # with a time budget the step total is only an upper bound: the ETA says which ends first
+        self.total = total if budget_s == float("inf") else None
+        self.step_limit = total
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.bar = tqdm(total=total, initial=initial, file=self.stream, unit="step",
                         dynamic_ncols=True) if self.tty else None
@@ -28,20 +33,29 @@ class Progress:
         if self.bar is not None:
             self.bar.n = step
             self.bar.set_description(f"epoch {epoch}", refresh=False)
-            self.bar.set_postfix_str(_fmt(stats), refresh=False)
+            self.bar.set_postfix_str(_fmt(stats) + self._eta(step), refresh=False)
             self.bar.refresh()
         elif self.enabled and time.monotonic() - self.last_print >= self.every_s:
             self.line(step, epoch, stats)
 
     def line(self, step: int, epoch: int, stats: dict) -> None:
         self.last_print = time.monotonic()
-        rate = (step - self.step0) / max(self.last_print - self.t0, 1e-9)
-        eta = ""
-        if self.total and rate > 0:
-            eta = f" eta {time.strftime('%H:%M:%S', time.gmtime((self.total - step) / rate))}"
         total = f"/{self.total}" if self.total else ""
-        print(f"epoch {epoch} step {step}{total} {_fmt(stats)} {rate:.1f} step/s{eta}", file=self.stream,
-              flush=True)
+        print(f"epoch {epoch} step {step}{total} {_fmt(stats)} {self._rate(step):.1f} step/s{self._eta(step)}",
+              file=self.stream, flush=True)
+
+    def _rate(self, step: int) -> float:
+        return (step - self.step0) / max(time.monotonic() - self.t0, 1e-9)
+
+    def _eta(self, step: int) -> str:
+        """Time left: whichever comes first of the step limit and the wall-clock budget."""
+        left = self.deadline - time.monotonic()
+        rate = self._rate(step)
+        if self.step_limit and rate > 0:
+            left = min(left, (self.step_limit - step) / rate)
+        if left == float("inf"):
+            return ""
+        return f" eta {time.strftime('%H:%M:%S', time.gmtime(max(left, 0)))}"
 
     def message(self, text: str) -> None:
         if self.bar is not None:

@@ -18,7 +18,7 @@ from ..errors import GankitError
 from ..observe.plots import plot_d_outputs, plot_losses, plot_progression, save_samples
 from ..observe.progress import Progress
 from .checkpoint import load_latest, save_checkpoint
-from .setup import Setup, build, epoch_permutation, new_run_dir
+from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
 from .steps import d_step, g_step, sample_z
 
@@ -118,7 +118,7 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
     spe, B = s.steps_per_epoch, t.batch_size
     budget_s = t.minutes * 60 if t.minutes else math.inf
     limit = total_steps(s)
-    progress = Progress(limit, initial=step, enabled=not quiet)
+    progress = Progress(limit, initial=step, enabled=not quiet, budget_s=budget_s, elapsed=elapsed)
     if ckpt:
         progress.message(f"resumed {run} at step {step} (epoch {epoch + 1})")
     g_stats: dict = {}
@@ -175,8 +175,9 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
 
 def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     """Start a new run. Returns a summary dict with the run folder under 'run'."""
-    run = new_run_dir(cfg, out or cfg.train.out)
-    s = build(cfg)
+    run = free_run_dir(cfg, out or cfg.train.out)
+    s = build(cfg)  # data and models first: a bad dataset leaves no empty run folder behind
+    create_run_dir(cfg, run)
     return run_loop(s, run, quiet=quiet)
 
 

@@ -49,12 +49,17 @@ def default_run_dir(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.preset or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def new_run_dir(cfg: Config, out: Optional[str]) -> Path:
-    """Create the run folder and write config.yaml first; refuse to overwrite an existing run."""
+def free_run_dir(cfg: Config, out: Optional[str]) -> Path:
+    """The folder a new run will use; refuse one that already holds a run."""
     run = Path(out) if out else default_run_dir(cfg)
     if list_step_checkpoints(run) or (run / "log.jsonl").exists():
         raise GankitError(f"'{run}' already holds a run; continue it with `gankit train --resume {run}` "
                           "or choose another --out")
+    return run
+
+
+def create_run_dir(cfg: Config, run: Path) -> Path:
+    """Create the run folder and write config.yaml before anything else."""
     (run / "samples").mkdir(parents=True, exist_ok=True)
     (run / "checkpoints").mkdir(exist_ok=True)
     save_config(cfg, run / "config.yaml")

@@ -1,0 +1,78 @@
+import math
+
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from gankit.losses import OBJECTIVES, clip_weights_, gradient_penalty
+from gankit.losses.adversarial import bce_d, hinge_d, lsgan_d, lsgan_g, minimax_g, nonsat_g, wasserstein_d
+
+REAL = torch.tensor([2.0, -1.0])
+FAKE = torch.tensor([0.5, -3.0])
+
+
+def sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_bce_d_by_hand():
+    r, f = bce_d(REAL, FAKE)
+    assert_close(r, torch.tensor((-math.log(sig(2.0)) - math.log(sig(-1.0))) / 2))
+    assert_close(f, torch.tensor((-math.log(1 - sig(0.5)) - math.log(1 - sig(-3.0))) / 2))
+
+
+def test_minimax_and_nonsaturating_g_by_hand():
+    assert_close(minimax_g(FAKE), torch.tensor((math.log(1 - sig(0.5)) + math.log(1 - sig(-3.0))) / 2))
+    assert_close(nonsat_g(FAKE), torch.tensor((-math.log(sig(0.5)) - math.log(sig(-3.0))) / 2))
+
+
+def test_least_squares_by_hand():
+    r, f = lsgan_d(REAL, FAKE)
+    assert_close(r, torch.tensor(0.5 * ((2 - 1) ** 2 + (-1 - 1) ** 2) / 2))
+    assert_close(f, torch.tensor(0.5 * (0.5 ** 2 + 3.0 ** 2) / 2))
+    assert_close(lsgan_g(FAKE), torch.tensor(0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2))
+
+
+def test_wasserstein_by_hand():
+    r, f = wasserstein_d(REAL, FAKE)
+    assert_close(r, torch.tensor(-0.5))
+    assert_close(f, torch.tensor(-1.25))
+    assert_close(OBJECTIVES.get("wgan").g(FAKE), torch.tensor(1.25))
+
+
+def test_hinge_by_hand():
+    r, f = hinge_d(REAL, FAKE)
+    assert_close(r, torch.tensor((0.0 + 2.0) / 2))  # relu(1-2)=0, relu(1+1)=2
+    assert_close(f, torch.tensor((1.5 + 0.0) / 2))  # relu(1+0.5)=1.5, relu(1-3)=0
+    assert_close(OBJECTIVES.get("hinge").g(FAKE), torch.tensor(1.25))
+
+
+def test_objective_flags():
+    assert OBJECTIVES.get("wgan").clip_weights and not OBJECTIVES.get("wgan").gradient_penalty
+    assert OBJECTIVES.get("wgan-gp").gradient_penalty
+    assert OBJECTIVES.get("nonsat").probabilities and not OBJECTIVES.get("hinge").probabilities
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    # D(x) = w . x has gradient w everywhere, so the penalty is (||w|| - 1)^2 whatever the interpolate
+    D = nn.Sequential(nn.Flatten(), nn.Linear(4, 1, bias=False))
+    with torch.no_grad():
+        D[1].weight.copy_(torch.tensor([[3.0, 0.0, 4.0, 0.0]]))  # ||w|| = 5
+    real, fake = torch.randn(8, 1, 2, 2), torch.randn(8, 1, 2, 2)
+    assert_close(gradient_penalty(D, real, fake), torch.tensor(16.0))
+
+
+def test_gradient_penalty_is_differentiable_wrt_critic():
+    D = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    gp = gradient_penalty(D, torch.randn(8, 4), torch.randn(8, 4))
+    gp.backward()
+    assert D[0 + 1].weight.grad is not None and D[1].weight.grad.abs().sum() > 0
+
+
+def test_weight_clipping():
+    D = nn.Linear(3, 2)
+    with torch.no_grad():
+        D.weight.fill_(0.5)
+        D.bias.fill_(-0.7)
+    clip_weights_(D, 0.01)
+    assert D.weight.max() == 0.01 and D.bias.min() == -0.01
