@@ -98,6 +98,40 @@ def _bench_parser(sub) -> None:
     s.add_argument("--json", action="store_true", help="print one JSON object per preset")
 
 
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="score a run or two image sets (FID, KID, IS, precision/recall, modes)",
+                       description="Score a run's newest checkpoint against its data, or --real against --fake. "
+                       "Prints one line per metric (name, value) and where the numbers come from; a run's "
+                       "results are appended to RUN_DIR/metrics.json.")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR")
+    p.add_argument("--real", metavar="SET", help="dataset name, image folder or .npz")
+    p.add_argument("--fake", metavar="SET", help="image folder or .npz (e.g. from gankit sample)")
+    p.add_argument("--metrics", help="comma list of fid,kid,is,pr,modes (default: fid,kid,is,pr for images, "
+                   "modes for ring/grid)")
+    p.add_argument("--features", default="auto", choices=("auto", "inception", "judge"),
+                   help="feature extractor (auto: the judge for fashion-mnist/mnist, else inception)")
+    p.add_argument("--num", type=int, help="samples per set (default 10000; 2500 for ring/grid)")
+    p.add_argument("--checkpoint", metavar="NAME", help="checkpoint of RUN_DIR (default: the newest)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    p.add_argument("--inception-weights", metavar="PATH", help="FID Inception weights file (else cached download)")
+    p.add_argument("--real-stats", metavar="FILE.npz", help="reuse (or create) the reference set's statistics")
+    p.add_argument("--data-dir", help="where to look for dataset files first")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def _judge_parser(sub) -> None:
+    p = sub.add_parser("judge", help="train the domain judge used as a feature extractor")
+    jsub = p.add_subparsers(dest="judge", required=True, metavar="ACTION", parser_class=Parser)
+    t = jsub.add_parser("train", help="train (or reuse) the judge of a dataset and report its test accuracy")
+    t.add_argument("--dataset", required=True, metavar="NAME|PATH",
+                   help="fashion-mnist, mnist, cifar10, or a labelled image folder (ROOT/CLASS/IMAGE)")
+    t.add_argument("--data-dir", help="where to look for dataset files first")
+    t.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
+    t.add_argument("--force", action="store_true", help="retrain even if a cached judge exists")
+    t.add_argument("--device", default="cpu")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -107,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _sample_parser(sub)
     _bench_parser(sub)
+    _eval_parser(sub)
+    _judge_parser(sub)
     sub.add_parser("list", help="list presets, models and losses")
     return parser
 
@@ -200,7 +236,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "list": cmd_list}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .metrics.evaluate import evaluate_run, evaluate_sets, format_table, parse_metrics
+
+    metrics = parse_metrics(args.metrics) if args.metrics else None
+    common = dict(features=args.features, inception_weights=args.inception_weights,
+                  real_stats=args.real_stats, device=args.device)
+    if args.run_dir and (args.real or args.fake):
+        raise GankitError("give either RUN_DIR or --real and --fake, not both")
+    if args.run_dir:
+        result = evaluate_run(args.run_dir, metrics, num=args.num, checkpoint=args.checkpoint, seed=args.seed,
+                              **common)
+    elif args.real and args.fake:
+        result = evaluate_sets(args.real, args.fake, metrics or ["fid", "kid", "is", "pr"], num=args.num or 10000,
+                               data_dir=args.data_dir, **common)
+    else:
+        raise GankitError("nothing to score; give RUN_DIR, or --real SET and --fake SET")
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from .metrics.judge import train_judge
+
+    meta = train_judge(args.dataset, args.data_dir, epochs=args.epochs, device=args.device, force=args.force,
+                       log=lambda m: print(m, file=sys.stderr))
+    print(f"judge of {meta['dataset']}: test accuracy {meta['test_accuracy']:.4f} on {meta['test_size']} "
+          f"images ({meta['num_classes']} classes); cached at {meta['path']}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
+            "list": cmd_list}
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

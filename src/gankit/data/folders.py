@@ -33,6 +33,13 @@ def _load_one(path: Path, size: int) -> tuple[torch.Tensor, bool]:
 
 def load_folder(root: str | Path, image_size: int | None, channels: int | None) -> torch.Tensor:
     """[N, C, S, S] uint8. Unreadable files are skipped and counted in one warning."""
+    return load_labelled_folder(root, image_size, channels)[0]
+
+
+def load_labelled_folder(root: str | Path, image_size: int | None,
+                         channels: int | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Images [N,C,S,S] uint8, labels [N] from each file's first-level subfolder, and the class names
+    (files directly in root form class '.')."""
     root = Path(root)
     if not root.is_dir():
         raise GankitError(f"dataset '{root}' is neither a known name nor a folder; use fashion-mnist, "
@@ -42,7 +49,7 @@ def load_folder(root: str | Path, image_size: int | None, channels: int | None) 
         raise GankitError(f"image folder '{root}' has no images (.png, .jpg, .jpeg, .webp, .bmp); "
                           "point --dataset at a folder that has some")
     size = image_size or 64
-    images, grays, bad = [], [], []
+    images, grays, bad, folders = [], [], [], []
     for p in paths:
         try:
             t, gray = _load_one(p, size)
@@ -51,6 +58,8 @@ def load_folder(root: str | Path, image_size: int | None, channels: int | None) 
             continue
         images.append(t)
         grays.append(gray)
+        rel = p.relative_to(root).parts
+        folders.append(rel[0] if len(rel) > 1 else ".")
     if bad:
         warnings.warn(f"skipped {len(bad)} unreadable image file(s) in '{root}' (first: {bad[0].name})",
                       stacklevel=2)
@@ -63,4 +72,6 @@ def load_folder(root: str | Path, image_size: int | None, channels: int | None) 
         channels = 1 if all(grays) else 3
     if channels == 1:  # gray images were expanded to 3 equal channels: keep one; convert colour ones
         x = x[:, :1] if all(grays) else rgb_to_grayscale(x, 1)
-    return x.contiguous()
+    classes = sorted(set(folders))
+    labels = torch.tensor([classes.index(f) for f in folders])
+    return x.contiguous(), labels, classes

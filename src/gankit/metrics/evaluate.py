@@ -1,0 +1,207 @@
+"""`gankit eval`: score a run, or any two image sets, with the field's metrics.
+
+Every result records the feature extractor (and its weights), the resize, how many samples of each set
+and which reference set and split produced it: FID is only comparable when all of them match.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import DataConfig, NAMED_DATASETS, TOY_DATASETS, config_from_dict, load_yaml
+from ..errors import GankitError
+from . import distances as dist
+from .features import Extractor, inception_extractor, judge_extractor
+from .toy import toy_modes
+
+ALL_METRICS = ("fid", "kid", "is", "pr", "modes")
+JUDGE_DATASETS = ("fashion-mnist", "mnist")
+
+
+def parse_metrics(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in ALL_METRICS]
+    if bad or not names:
+        raise GankitError(f"unknown metric '{(bad or [text])[0]}'; available: {', '.join(ALL_METRICS)}")
+    return names
+
+
+def load_set(spec: str, num: Optional[int], data_dir: Optional[str] = None, seed: int = 0) -> tuple[torch.Tensor, dict]:
+    """A set given as a dataset name, an image folder or an .npz from `gankit sample`.
+    Returns (uint8 [N,C,H,W] images or float [N,2] points, a description)."""
+    p = Path(spec)
+    if spec.endswith(".npz"):
+        if not p.is_file():
+            raise GankitError(f"'{spec}' not found; give an .npz written by `gankit sample`")
+        with np.load(p) as z:
+            if "images" in z:
+                x = torch.from_numpy(z["images"]).permute(0, 3, 1, 2).contiguous()  # [N,H,W,C] -> [N,C,H,W]
+            elif "samples" in z:
+                x = torch.from_numpy(z["samples"]).float()
+            else:
+                raise GankitError(f"'{spec}' has neither key 'images' nor 'samples'; write it with gankit sample")
+        desc = {"source": str(p), "kind": "npz"}
+    elif spec in NAMED_DATASETS:
+        from ..data import load_dataset
+
+        x = load_dataset(DataConfig(dataset=spec, data_dir=data_dir, toy_size=max(num or 0, 10_000)), seed).x
+        desc = {"source": spec, "kind": "dataset", "split": "train"}
+    else:
+        from ..data.folders import load_labelled_folder, list_images
+
+        if p.is_dir() and list_images(p):
+            from PIL import Image
+            with Image.open(list_images(p)[0]) as im:
+                size = min(im.size)
+            x = load_labelled_folder(p, size, None)[0]
+        else:
+            x = load_labelled_folder(p, None, None)[0]  # raises the folder's own clear error
+        desc = {"source": str(p), "kind": "folder"}
+    if num is not None and len(x) > num:
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:num]
+        x = x[idx.sort().values]
+    desc["n"] = len(x)
+    return x, desc
+
+
+def _cache_path(x: torch.Tensor, extractor: Extractor) -> Path:
+    h = hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()[:16]
+    root = Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "stats"
+    return root / f"{extractor.cache_id}-{h}.npz"
+
+
+def real_features(x: torch.Tensor, extractor: Extractor, stats_file: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the reference set, cached by content hash (or kept in --real-stats FILE)."""
+    path = Path(stats_file) if stats_file else _cache_path(x, extractor)
+    if path.is_file():
+        with np.load(path) as z:
+            if stats_file and z["extractor"].item() != extractor.cache_id:
+                raise GankitError(f"'{path}' holds statistics of '{z['extractor'].item()}', not of "
+                                  f"'{extractor.cache_id}'; use another --real-stats file")
+            return z["features"], z["probs"]
+    feats, probs = extractor.features(x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mu, sigma = dist.feature_stats(feats)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, features=feats, probs=probs, mu=mu, sigma=sigma, extractor=np.array(extractor.cache_id))
+    os.replace(tmp, path)
+    return feats, probs
+
+
+def choose_extractor(features: str, real_spec: str, data_dir: Optional[str], inception_weights: Optional[str],
+                     device: str) -> Extractor:
+    if features == "auto":
+        features = "judge" if real_spec in JUDGE_DATASETS else "inception"
+    if features == "judge":
+        return judge_extractor(real_spec, data_dir, device)
+    if features == "inception":
+        return inception_extractor(inception_weights, device)
+    raise GankitError(f"unknown feature extractor '{features}'; available: auto, inception, judge")
+
+
+def score(real: torch.Tensor, fake: torch.Tensor, metrics: list[str], real_spec: str,
+          extractor_factory, real_stats: Optional[str] = None) -> tuple[dict, dict]:
+    """Compute the metrics. Returns (values, extractor info)."""
+    values: dict = {}
+    if fake.dim() == 2:  # 2-D points: only the toy measures apply
+        if real_spec not in TOY_DATASETS:
+            raise GankitError("2-D samples are scored against ring or grid with --metrics modes")
+        bad = [m for m in metrics if m != "modes"]
+        if bad:
+            raise GankitError(f"metric '{bad[0]}' needs images; for ring and grid use --metrics modes")
+        return toy_modes(fake, real_spec), {"extractor": "none (2-D points)"}
+    if "modes" in metrics:
+        raise GankitError("--metrics modes is for ring and grid samples; for images use fid,kid,is,pr")
+    ex: Extractor = extractor_factory()
+    rf, rp = real_features(real, ex, real_stats)
+    ff, fp = ex.features(fake)
+    if "fid" in metrics:
+        values["fid"] = dist.fid_from_features(rf, ff)
+    if "kid" in metrics:
+        values["kid"], values["kid_std"] = dist.kid(rf, ff)
+    if "is" in metrics:
+        values["is"], values["is_std"] = dist.inception_score(fp)
+    if "pr" in metrics:
+        values["precision"], values["recall"] = dist.precision_recall(rf, ff)
+    if ex.name == "judge":
+        values.update(dist.class_coverage(fp, np.asarray(ex.info["class_histogram"])))
+    info = {k: v for k, v in ex.info.items() if k != "class_histogram"}
+    return values, info
+
+
+def evaluate_sets(real_spec: str, fake_spec: str, metrics: list[str], features: str = "auto", num: int = 10000,
+                  data_dir: Optional[str] = None, inception_weights: Optional[str] = None,
+                  real_stats: Optional[str] = None, device: str = "cpu") -> dict:
+    t0 = time.time()
+    fake, fake_desc = load_set(fake_spec, num, data_dir)
+    real, real_desc = load_set(real_spec, num, data_dir)
+    factory = lambda: choose_extractor(features, real_spec, data_dir, inception_weights, device)  # noqa: E731
+    values, info = score(real, fake, metrics, real_spec, factory, real_stats)
+    return {"metrics": values, "features": info, "real": real_desc, "fake": fake_desc,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def evaluate_run(run_dir: str, metrics: Optional[list[str]] = None, features: str = "auto",
+                 num: Optional[int] = None, checkpoint: Optional[str] = None, seed: int = 0,
+                 inception_weights: Optional[str] = None, real_stats: Optional[str] = None,
+                 device: str = "cpu", record: bool = True) -> dict:
+    """Score a run's newest (or named) checkpoint against its training data; append to metrics.json."""
+    from ..sampling import generate, load_generator
+
+    t0 = time.time()
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise GankitError(f"'{run}' is not a gankit run (no config.yaml); give a run folder or --real/--fake")
+    cfg = config_from_dict(load_yaml(run / "config.yaml"))
+    metrics = metrics or (["modes"] if cfg.is_toy else ["fid", "kid", "is", "pr"])
+    num = num or (2500 if cfg.is_toy else 10000)
+    G, gcfg, path = load_generator(run, checkpoint, device)
+    fake = generate(G, gcfg, num, seed=seed, device=device)
+    if not cfg.is_toy:
+        from ..data import to_uint8
+        fake = to_uint8(fake)
+    from ..data import load_dataset
+    real = load_dataset(cfg.data, cfg.train.seed).x
+    if len(real) > num:
+        real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:num].sort().values]
+    spec = cfg.data.dataset
+    factory = lambda: choose_extractor(features, spec, cfg.data.data_dir, inception_weights, device)  # noqa: E731
+    values, info = score(real, fake, metrics, spec, factory, real_stats)
+    ckpt_step = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+    result = {"metrics": values, "features": info, "step": ckpt_step, "checkpoint": path.name,
+              "real": {"source": spec, "kind": "dataset", "split": "train", "n": len(real)},
+              "fake": {"source": f"{run.name}/{path.name}", "kind": "generator", "n": len(fake), "seed": seed},
+              "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if record:
+        append_history(run / "metrics.json", result)
+    return result
+
+
+def append_history(path: Path, result: dict) -> None:
+    history = []
+    if path.is_file():
+        try:
+            history = json.loads(path.read_text()).get("history", [])
+        except (json.JSONDecodeError, AttributeError):
+            history = []
+    history.append(result)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"latest": result, "history": history}, indent=1))
+    os.replace(tmp, path)
+
+
+def format_table(result: dict) -> str:
+    """One line per metric: its name, then its value; then where the numbers come from (# lines)."""
+    lines = [f"{k:<16} {v:.6g}" if isinstance(v, float) else f"{k:<16} {v}" for k, v in result["metrics"].items()]
+    f = result["features"]
+    lines.append(f"# features: {f.get('extractor')}; weights: {f.get('weights', '-')}; resize: {f.get('resize', '-')}")
+    lines.append(f"# real: {result['real']['source']} ({result['real'].get('split', result['real']['kind'])}, "
+                 f"n={result['real']['n']}); fake: {result['fake']['source']} (n={result['fake']['n']})")
+    return "\n".join(lines)
