@@ -147,3 +147,29 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     assert proc.returncode == 130
     assert "gankit train --resume" in err and "Traceback" not in err
     assert len(list_step_checkpoints(run)) == 1
+
+
+def test_eval_every_keeps_the_best_checkpoint_and_plots_the_metric(tmp_path):
+    cfg = tiny_config("toy", tmp_path / "run", dataset="ring",
+                      train={"max_steps": None, "epochs": 3, "eval_every": 1, "eval_num": 300})
+    run = Path(gankit.train(cfg, quiet=True)["run"])
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3] and history[0]["best"] is True
+    assert all("modes" in h["metrics"] for h in history)
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "metrics.png").is_file()
+    best = load_file(run / "checkpoints" / "best.pt")
+    assert best["step"] == max(h["step"] for h in history if h["best"])
+    gankit.sample(run, 10, tmp_path / "b.npz", checkpoint="best")
+
+
+def test_sampling_dropout_does_not_shift_the_training_rng(tmp_path, idx_dir):
+    """Epoch-end sample grids with dropout kept on must not change what training does next."""
+    kw = dict(data_dir=idx_dir, model={"name": "resnet-rrb", "dropout": 0.5},
+              train={"max_steps": None, "epochs": 2})
+    a = gankit.train(tiny_config("resnet-rrb", tmp_path / "a", **kw), quiet=True)
+    b_cfg = tiny_config("resnet-rrb", tmp_path / "b", **kw)
+    b_cfg.train.num_samples = 4  # a different number of fixed-z samples draws different dropout masks
+    b = gankit.train(b_cfg, quiet=True)
+    wa = load_file(list_step_checkpoints(Path(a["run"]))[0])["G"]
+    wb = load_file(list_step_checkpoints(Path(b["run"]))[0])["G"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

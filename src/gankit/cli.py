@@ -23,7 +23,7 @@ TRAIN_FLAGS = {
     "epochs": "train.epochs", "minutes": "train.minutes", "max_steps": "train.max_steps",
     "batch_size": "train.batch_size", "seed": "train.seed", "out": "train.out", "device": "train.device",
     "checkpoint_every": "train.checkpoint_every", "keep_checkpoints": "train.keep_checkpoints",
-    "threads": "train.threads",
+    "threads": "train.threads", "eval_every": "train.eval_every", "eval_metric": "train.eval_metric",
 }
 BUDGET_FLAGS = ("epochs", "minutes", "max_steps")
 
@@ -70,6 +70,8 @@ def _train_parser(sub) -> None:
     g.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     g.add_argument("--keep-checkpoints", type=int, help="how many checkpoints to keep")
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    g.add_argument("--eval-every", type=int, metavar="N", help="evaluate every N epochs; keeps checkpoints/best.pt")
+    g.add_argument("--eval-metric", help="fid, kid or is (ring/grid: modes); default fid")
     g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set any config key, e.g. --set model.g_width=32 (repeatable)")
     g.add_argument("--quiet", action="store_true", help="no progress output")

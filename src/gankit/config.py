@@ -81,6 +81,10 @@ class TrainConfig:
     log_every: int = 1  # steps between rows of log.jsonl
     num_samples: int = 64  # size of the fixed-z sample grid written every epoch
     threads: Optional[int] = None  # torch CPU threads (None: PyTorch's default)
+    eval_every: Optional[int] = None  # epochs between evaluations during training (None: never)
+    eval_metric: Literal["fid", "kid", "is", "modes"] = "fid"  # ring/grid always use modes
+    eval_num: int = 2000  # generated samples per evaluation during training
+    eval_features: Literal["auto", "inception", "judge"] = "auto"  # auto: judge for (fashion-)mnist
 
 
 @dataclass
@@ -228,7 +232,8 @@ def validate(cfg: Config) -> Config:
         if v <= 0:
             raise GankitError(f"bad value {v!r} for '{key}'; it must be positive")
     for key, v in {"train.epochs": t.epochs, "train.minutes": t.minutes, "train.max_steps": t.max_steps,
-                   "data.image_size": d.image_size, "data.limit": d.limit, "train.threads": t.threads}.items():
+                   "data.image_size": d.image_size, "data.limit": d.limit, "train.threads": t.threads,
+                   "train.eval_every": t.eval_every}.items():
         if v is not None and v <= 0:
             raise GankitError(f"bad value {v!r} for '{key}'; it must be positive (or null for none)")
     if t.epochs is None and t.minutes is None and t.max_steps is None:

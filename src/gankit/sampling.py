@@ -37,14 +37,15 @@ def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
 @torch.no_grad()
 def generate(G: nn.Module, cfg: Config, num: int, seed: int = 0, batch_size: int = 500,
              device: str | torch.device = "cpu") -> torch.Tensor:
-    """[num, ...] samples; images in [-1, 1]. Repeatable for a given seed."""
+    """[num, ...] samples; images in [-1, 1]. Repeatable for a given seed; leaves the global RNG as it was."""
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout kept on at sampling draws from the global generator
     out = []
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
-        z = sample_z(n, cfg.model.latent_dim, cfg.model.latent_dist, generator=gen).to(device)
-        out.append(G(z).cpu())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout kept on at sampling draws from the global generator
+        for start in range(0, num, batch_size):
+            n = min(batch_size, num - start)
+            z = sample_z(n, cfg.model.latent_dim, cfg.model.latent_dist, generator=gen).to(device)
+            out.append(G(z).cpu())
     return torch.cat(out)
 
 

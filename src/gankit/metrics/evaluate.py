@@ -19,6 +19,7 @@ from ..config import DataConfig, NAMED_DATASETS, TOY_DATASETS, config_from_dict,
 from ..errors import GankitError
 from . import distances as dist
 from .features import Extractor, inception_extractor, judge_extractor
+from .history import append_history
 from .toy import toy_modes
 
 ALL_METRICS = ("fid", "kid", "is", "pr", "modes")
@@ -184,19 +185,6 @@ def evaluate_run(run_dir: str, metrics: Optional[list[str]] = None, features: st
     return result
 
 
-def append_history(path: Path, result: dict) -> None:
-    history = []
-    if path.is_file():
-        try:
-            history = json.loads(path.read_text()).get("history", [])
-        except (json.JSONDecodeError, AttributeError):
-            history = []
-    history.append(result)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"latest": result, "history": history}, indent=1))
-    os.replace(tmp, path)
-
-
 def format_table(result: dict) -> str:
     """One line per metric: its name, then its value; then where the numbers come from (# lines)."""
     lines = [f"{k:<16} {v:.6g}" if isinstance(v, float) else f"{k:<16} {v}" for k, v in result["metrics"].items()]
@@ -205,3 +193,59 @@ def format_table(result: dict) -> str:
     lines.append(f"# real: {result['real']['source']} ({result['real'].get('split', result['real']['kind'])}, "
                  f"n={result['real']['n']}); fake: {result['fake']['source']} (n={result['fake']['n']})")
     return "\n".join(lines)
+
+
+class RunEvaluator:
+    """Scores the generator during training with one metric on `eval_num` samples; remembers the best."""
+
+    HIGHER_IS_BETTER = {"is": True, "fid": False, "kid": False, "modes": True}
+
+    def __init__(self, cfg, real: torch.Tensor, device: torch.device):
+        from ..data import to_uint8  # noqa: F401  (imported here to keep module import light)
+
+        self.cfg, self.device = cfg, device
+        self.metric = "modes" if cfg.is_toy else cfg.train.eval_metric
+        self.num = cfg.train.eval_num
+        self.best: Optional[float] = None
+        if self.metric == "modes" and not cfg.is_toy:
+            raise GankitError("train.eval_metric 'modes' is for ring and grid; use fid, kid or is")
+        self.extractor = None
+        if not cfg.is_toy:
+            ds = cfg.data.dataset
+            if cfg.train.eval_features in ("auto", "judge") and ds in JUDGE_DATASETS:
+                from .judge import train_judge
+                train_judge(ds, cfg.data.data_dir, log=lambda m: None)  # cached after the first time
+            self.extractor = choose_extractor(cfg.train.eval_features, ds, cfg.data.data_dir, None, str(device))
+            real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[: self.num]]
+            self.real_feats = real_features(real.cpu(), self.extractor)[0]
+
+    @torch.no_grad()
+    def __call__(self, G) -> dict:
+        """Returns {metric: value, ...}; G is put back in the mode it was in."""
+        from ..data import to_uint8
+        from ..sampling import generate
+
+        was_training = G.training
+        G.eval()
+        fake = generate(G, self.cfg, self.num, seed=1, device=self.device)
+        G.train(was_training)
+        if self.extractor is None:
+            vals = toy_modes(fake, self.cfg.data.dataset)
+            return {"modes": float(vals["modes"]), "reverse_kl": vals["reverse_kl"],
+                    "high_quality": vals["high_quality"]}
+        ff, fp = self.extractor.features(to_uint8(fake))
+        if self.metric == "fid":
+            return {"fid": dist.fid_from_features(self.real_feats, ff)}
+        if self.metric == "kid":
+            return {"kid": dist.kid(self.real_feats, ff, subsets=20)[0]}
+        return {"is": dist.inception_score(fp)[0]}
+
+    def is_best(self, values: dict) -> bool:
+        """True (and remembered) when values beat the best so far."""
+        v = values[self.metric]
+        if self.metric == "modes":  # more modes, then lower reverse KL
+            v = v - min(values["reverse_kl"], 10) / 100
+        better = self.best is None or (v > self.best if self.HIGHER_IS_BETTER[self.metric] else v < self.best)
+        if better:
+            self.best = v
+        return better

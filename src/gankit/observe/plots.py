@@ -93,9 +93,33 @@ def plot_progression(sample_paths: Sequence[Path], path: Path, max_panels: int =
     fig, axes = plt.subplots(1, len(paths), figsize=(3 * len(paths), 3.3), dpi=100, squeeze=False)
     for ax, p in zip(axes[0], paths):
         ax.imshow(plt.imread(p), cmap="gray")
-        ax.set_title(p.stem.replace("-", " "), fontsize=10)
+        name, _, num = p.stem.partition("-")
+        ax.set_title(f"{name} {int(num)}" if num.isdigit() else name, fontsize=10)
         ax.axis("off")
     fig.suptitle("Fixed-z samples across training")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_metric(history: Sequence[dict], steps_per_epoch: int, path: Path) -> None:
+    """The evaluation metric(s) measured during training, against iterations (best points marked)."""
+    keys = [k for k in history[0]["metrics"] if k in ("fid", "kid", "is", "modes")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 3.5), dpi=100, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        steps = [h["step"] for h in history]
+        vals = [h["metrics"][key] for h in history]
+        ax.plot(steps, vals, marker="o", label=key)
+        best = [(h["step"], h["metrics"][key]) for h in history if h.get("best")]
+        if best:
+            ax.scatter(*zip(*best), color="tab:red", zorder=3, label="new best")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} during training")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        spe = max(steps_per_epoch, 1)
+        ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe)).set_xlabel("epoch")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -15,9 +15,10 @@ from .. import __version__
 from ..config import Config, config_from_dict, load_yaml, merge, save_config
 from ..data import toy_centers
 from ..errors import GankitError
-from ..observe.plots import plot_d_outputs, plot_losses, plot_progression, save_samples
+from ..metrics.history import append_history, prune_history, read_history
+from ..observe.plots import plot_d_outputs, plot_losses, plot_metric, plot_progression, save_samples
 from ..observe.progress import Progress
-from .checkpoint import load_latest, save_checkpoint
+from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
 from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
 from .steps import d_step, g_step, sample_z
@@ -66,12 +67,12 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float) -> dict:
+def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optional[float] = None) -> dict:
     """Everything needed to continue exactly: weights, optimizers, position in the data, RNG."""
     return {"format": 1, "gankit": __version__, "step": step, "epoch": epoch, "elapsed": elapsed,
             "G": s.G.state_dict(), "D": s.D.state_dict(), "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
-            "shape": list(s.data.shape), "config": s.cfg.to_dict()}
+            "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best}
 
 
 def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
@@ -88,18 +89,43 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
 def write_samples(s: Setup, path: Path, title: str) -> None:
     was_training = s.G.training
     s.G.eval()
-    x = s.G(s.fixed_z)
+    with torch.random.fork_rng(devices=[]):  # sampling-time dropout must not shift the training RNG
+        x = s.G(s.fixed_z)
     s.G.train(was_training)
     centers = toy_centers(s.cfg.data.dataset) if s.cfg.is_toy else None
     save_samples(x, path, centers=centers, title=title)
 
 
-def write_plots(s: Setup, run: Path) -> None:
+def write_plots(s: Setup, run: Path, final: bool = False) -> None:
     rows = read_log(run / "log.jsonl")
     if rows:
         plot_losses(rows, s.steps_per_epoch, run / "losses.png")
         plot_d_outputs(rows, s.steps_per_epoch, run / "d_outputs.png", s.objective.probabilities)
-    plot_progression(sorted((run / "samples").glob("epoch-*.png")), run / "progression.png")
+    grids = sorted((run / "samples").glob("epoch-*.png"))
+    if final and (run / "samples" / "final.png").is_file():
+        grids.append(run / "samples" / "final.png")
+    plot_progression(grids, run / "progression.png")
+    history = read_eval_history(run)
+    if history:
+        plot_metric(history, s.steps_per_epoch, run / "metrics.png")
+
+
+def read_eval_history(run: Path) -> list[dict]:
+    return [h for h in read_history(run / "metrics.json") if h.get("during_training")]
+
+
+def evaluate_now(s: Setup, run: Path, evaluator, step: int, epoch: int, elapsed: float,
+                 progress: Progress) -> None:
+    """Score G, append to metrics.json, and keep the best checkpoint as checkpoints/best.pt."""
+    values = evaluator(s.G)
+    best = evaluator.is_best(values)
+    append_history(run / "metrics.json", {"step": step, "epoch": epoch, "metrics": values, "best": best,
+                                          "during_training": True, "num_fake": evaluator.num,
+                                          "features": evaluator.extractor.info if evaluator.extractor else {}})
+    if best:
+        atomic_save(make_checkpoint(s, step, epoch, elapsed, evaluator.best), checkpoint_dir(run) / "best.pt")
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+    progress.message(f"eval at epoch {epoch}: {shown}{' (best so far)' if best else ''}")
 
 
 def total_steps(s: Setup) -> Optional[int]:
@@ -123,6 +149,16 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
         progress.message(f"resumed {run} at step {step} (epoch {epoch + 1})")
     g_stats: dict = {}
     stopped_by = None
+    evaluator = None
+    if t.eval_every:
+        from ..metrics.evaluate import RunEvaluator
+        evaluator = RunEvaluator(cfg, s.data.x, s.device)
+        evaluator.best = ckpt.get("best") if ckpt else None
+    if ckpt:
+        prune_history(run / "metrics.json", step)
+
+    def best() -> Optional[float]:
+        return evaluator.best if evaluator is not None else None
     t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
     with StopFlag() as stop:
         while stopped_by is None:
@@ -150,7 +186,7 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                     progress.update(step, epoch + 1, row)
                     t_log, step_log = now, step
                 if due(step, t.checkpoint_every):
-                    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed), step, t.keep_checkpoints)
+                    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best()), step, t.keep_checkpoints)
                 if stop.raised:
                     stopped_by = "interrupt"
                 elif t.max_steps is not None and step >= t.max_steps:
@@ -162,13 +198,15 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
             else:  # the epoch ran to its end
                 epoch += 1
                 write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
+                if evaluator is not None and due(epoch, t.eval_every):
+                    evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
                 write_plots(s, run)
                 progress.message(f"epoch {epoch} done: step {step}, {elapsed:.0f} s")
     progress.close()
-    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed), step, t.keep_checkpoints)
+    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best()), step, t.keep_checkpoints)
     log.close()
     write_samples(s, run / "samples" / "final.png", f"final, step {step}")
-    write_plots(s, run)
+    write_plots(s, run, final=True)
     return {"run": str(run), "steps": step, "epochs": epoch, "seconds": round(elapsed, 1),
             "stopped_by": stopped_by}
 
