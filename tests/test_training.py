@@ -173,3 +173,24 @@ def test_sampling_dropout_does_not_shift_the_training_rng(tmp_path, idx_dir):
     wa = load_file(list_step_checkpoints(Path(a["run"]))[0])["G"]
     wb = load_file(list_step_checkpoints(Path(b["run"]))[0])["G"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ema_of_generator_weights(tmp_path, idx_dir):
+    from torch import nn
+
+    from gankit.training.ema import ema_update_, make_ema
+
+    net = nn.Linear(2, 1)
+    ema = make_ema(net)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    before = ema.weight.clone()
+    ema_update_(ema, net, 0.9)
+    torch.testing.assert_close(ema.weight, 0.9 * before + 0.1 * net.weight)
+    cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, train={"ema_decay": 0.5})
+    run = Path(gankit.train(cfg, quiet=True)["run"])
+    ckpt = load_file(list_step_checkpoints(run)[0])
+    assert ckpt["G_ema"] is not None
+    assert any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ckpt["G"])
+    G, _, _ = gankit.load_generator(run)
+    assert all(torch.equal(v, ckpt["G_ema"][k]) for k, v in G.state_dict().items())  # sampling uses the EMA

@@ -81,6 +81,7 @@ class TrainConfig:
     log_every: int = 1  # steps between rows of log.jsonl
     num_samples: int = 64  # size of the fixed-z sample grid written every epoch
     threads: Optional[int] = None  # torch CPU threads (None: PyTorch's default)
+    ema_decay: Optional[float] = None  # keep an EMA of G's weights (e.g. 0.999) for sampling and eval
     eval_every: Optional[int] = None  # epochs between evaluations during training (None: never)
     eval_metric: Literal["fid", "kid", "is", "modes"] = "fid"  # ring/grid always use modes
     eval_num: int = 2000  # generated samples per evaluation during training
@@ -240,6 +241,8 @@ def validate(cfg: Config) -> Config:
         raise GankitError("no stopping rule: set train.epochs, train.minutes or train.max_steps")
     if d.channels not in (None, 1, 3):
         raise GankitError(f"bad value {d.channels!r} for 'data.channels'; allowed: 1, 3 (or null)")
+    if t.ema_decay is not None and not 0.0 < t.ema_decay < 1.0:
+        raise GankitError(f"bad value {t.ema_decay!r} for 'train.ema_decay'; it must be in (0, 1), e.g. 0.999")
     if not 0.0 <= m.dropout < 1.0:
         raise GankitError(f"bad value {m.dropout!r} for 'model.dropout'; it must be in [0, 1)")
     if d.image_size is not None and d.image_size < 8:

@@ -30,7 +30,7 @@ def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
         raise GankitError(f"checkpoint '{path}' is damaged ({e}); pick another with --checkpoint") from None
     cfg = config_from_dict(ckpt["config"])
     G, _ = build_models(cfg.model, tuple(ckpt["shape"]))
-    G.load_state_dict(ckpt["G"])
+    G.load_state_dict(ckpt.get("G_ema") or ckpt["G"])  # the EMA weights when the run kept them
     return G.to(device).eval(), cfg, path
 
 

@@ -18,6 +18,7 @@ from ..errors import GankitError
 from ..metrics.history import append_history, prune_history, read_history
 from ..observe.plots import plot_d_outputs, plot_losses, plot_metric, plot_progression, save_samples
 from ..observe.progress import Progress
+from .ema import ema_update_
 from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
 from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
@@ -70,13 +71,16 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optional[float] = None) -> dict:
     """Everything needed to continue exactly: weights, optimizers, position in the data, RNG."""
     return {"format": 1, "gankit": __version__, "step": step, "epoch": epoch, "elapsed": elapsed,
-            "G": s.G.state_dict(), "D": s.D.state_dict(), "opt_g": s.opt_g.state_dict(),
+            "G": s.G.state_dict(), "D": s.D.state_dict(),
+            "G_ema": s.G_ema.state_dict() if s.G_ema is not None else None, "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
             "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best}
 
 
 def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
     s.G.load_state_dict(ckpt["G"])
+    if s.G_ema is not None:
+        s.G_ema.load_state_dict(ckpt.get("G_ema") or ckpt["G"])
     s.D.load_state_dict(ckpt["D"])
     s.opt_g.load_state_dict(ckpt["opt_g"])
     s.opt_d.load_state_dict(ckpt["opt_d"])
@@ -87,11 +91,12 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
 
 @torch.no_grad()
 def write_samples(s: Setup, path: Path, title: str) -> None:
-    was_training = s.G.training
-    s.G.eval()
+    G = s.G_sample
+    was_training = G.training
+    G.eval()
     with torch.random.fork_rng(devices=[]):  # sampling-time dropout must not shift the training RNG
-        x = s.G(s.fixed_z)
-    s.G.train(was_training)
+        x = G(s.fixed_z)
+    G.train(was_training)
     centers = toy_centers(s.cfg.data.dataset) if s.cfg.is_toy else None
     save_samples(x, path, centers=centers, title=title)
 
@@ -117,7 +122,7 @@ def read_eval_history(run: Path) -> list[dict]:
 def evaluate_now(s: Setup, run: Path, evaluator, step: int, epoch: int, elapsed: float,
                  progress: Progress) -> None:
     """Score G, append to metrics.json, and keep the best checkpoint as checkpoints/best.pt."""
-    values = evaluator(s.G)
+    values = evaluator(s.G_sample)
     best = evaluator.is_best(values)
     append_history(run / "metrics.json", {"step": step, "epoch": epoch, "metrics": values, "best": best,
                                           "during_training": True, "num_fake": evaluator.num,
@@ -174,6 +179,8 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                 if due(step, cfg.optim.n_critic):
                     z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
                     g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective)
+                    if s.G_ema is not None:
+                        ema_update_(s.G_ema, s.G, t.ema_decay)
                 elapsed = time.monotonic() - t_start
                 if due(step, t.log_every):
                     now = time.monotonic()

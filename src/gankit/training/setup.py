@@ -15,6 +15,7 @@ from ..errors import GankitError
 from ..losses import OBJECTIVES, Objective
 from ..models import build_models
 from .checkpoint import list_step_checkpoints
+from .ema import make_ema
 from .steps import sample_z
 
 
@@ -78,6 +79,12 @@ class Setup:
     opt_d: torch.optim.Optimizer
     objective: Objective
     fixed_z: torch.Tensor
+    G_ema: Optional[nn.Module] = None  # moving average of G's weights, when train.ema_decay is set
+
+    @property
+    def G_sample(self) -> nn.Module:
+        """The generator to sample and evaluate with: the EMA copy when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
 
     @property
     def steps_per_epoch(self) -> int:
@@ -103,4 +110,5 @@ def build(cfg: Config) -> Setup:
     n_fixed = t.num_samples
     fixed_z = sample_z(n_fixed, cfg.model.latent_dim, cfg.model.latent_dist,
                        generator=torch.Generator().manual_seed(t.seed + 12345)).to(device)
-    return Setup(cfg, device, data, G, D, opt_g, opt_d, OBJECTIVES.get(cfg.loss.name), fixed_z)
+    G_ema = make_ema(G) if t.ema_decay else None
+    return Setup(cfg, device, data, G, D, opt_g, opt_d, OBJECTIVES.get(cfg.loss.name), fixed_z, G_ema)
