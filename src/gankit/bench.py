@@ -51,10 +51,13 @@ def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, dev
         if (i + 1) % cfg.optim.n_critic == 0:
             g_step(s.G, s.D, s.opt_g, sample_z(B, m.latent_dim, m.latent_dist, s.device), s.objective)
 
-    with FlopCounterMode(display=False) as counter:  # FLOPs of n_critic steps, then per step
-        for i in range(cfg.optim.n_critic):
-            one_step(i)
-    flops_per_step = counter.get_total_flops() / cfg.optim.n_critic
+    try:
+        with FlopCounterMode(display=False) as counter:  # FLOPs of n_critic steps, then per step
+            for i in range(cfg.optim.n_critic):
+                one_step(i)
+        flops_per_step = counter.get_total_flops() / cfg.optim.n_critic
+    except RuntimeError:  # the FLOP counter cannot follow double backward (gradient penalty)
+        flops_per_step = None
     for i in range(3):  # warm-up
         one_step(i)
     _sync(s.device)
@@ -65,12 +68,13 @@ def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, dev
     _sync(s.device)
     dt = time.perf_counter() - t0
     peak = matmul_peak(s.device)
-    achieved = flops_per_step * steps / dt
+    achieved = flops_per_step * steps / dt if flops_per_step else None
     return {"preset": preset, "device": _device_name(s.device), "threads": torch.get_num_threads(),
             "batch_size": B, "steps": steps, "img_per_s": round(B * steps / dt, 1),
-            "step_ms": round(1000 * dt / steps, 2), "gflop_per_step": round(flops_per_step / 1e9, 3),
-            "achieved_gflops": round(achieved / 1e9, 1), "peak_gflops": round(peak / 1e9, 1),
-            "share_of_peak": round(achieved / peak, 3)}
+            "step_ms": round(1000 * dt / steps, 2),
+            "gflop_per_step": round(flops_per_step / 1e9, 3) if flops_per_step else None,
+            "achieved_gflops": round(achieved / 1e9, 1) if achieved else None, "peak_gflops": round(peak / 1e9, 1),
+            "share_of_peak": round(achieved / peak, 3) if achieved else None}
 
 
 def _device_name(device: torch.device) -> str:
@@ -83,7 +87,8 @@ def format_speed_table(rows: list[dict]) -> str:
     head = f"{'preset':<12} {'device':<24} {'batch':>5} {'img/s':>9} {'step ms':>9} {'GFLOP/s':>9} {'peak':>8} {'share':>6}"
     lines = [head, "-" * len(head)]
     for r in rows:
+        achieved = f"{r['achieved_gflops']:>9.1f}" if r["achieved_gflops"] else f"{'n/a':>9}"
+        share = f"{r['share_of_peak']:>6.0%}" if r["share_of_peak"] else f"{'n/a':>6}"
         lines.append(f"{r['preset']:<12} {r['device'][:24]:<24} {r['batch_size']:>5} {r['img_per_s']:>9.1f} "
-                     f"{r['step_ms']:>9.2f} {r['achieved_gflops']:>9.1f} {r['peak_gflops']:>8.1f} "
-                     f"{r['share_of_peak']:>6.0%}")
+                     f"{r['step_ms']:>9.2f} {achieved} {r['peak_gflops']:>8.1f} {share}")
     return "\n".join(lines)
