@@ -153,6 +153,13 @@ def test_judge_train_and_eval_two_sets(tmp_path, idx_dir, monkeypatch, capsys):
                  str(idx_dir), "--features", "judge", "--num", "64", "--metrics", "fid"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[0] == "fid" and float(out[0].split()[1]) == pytest.approx(result["metrics"]["fid"])
+    stats = tmp_path / "ref.npz"
+    for _ in range(2):  # the first call writes the reference statistics, the second reuses them
+        assert main(["eval", "--real", "fashion-mnist", "--fake", str(tmp_path / "noise.npz"), "--data-dir",
+                     str(idx_dir), "--features", "judge", "--num", "64", "--metrics", "fid", "--json",
+                     "--real-stats", str(stats)]) == 0
+        assert json.loads(capsys.readouterr().out)["metrics"]["fid"] == pytest.approx(result["metrics"]["fid"])
+    assert stats.is_file() and set(np.load(stats).files) >= {"mu", "sigma", "features"}
 
 
 def test_eval_a_toy_run_records_metrics_json(tmp_path, capsys):

@@ -194,3 +194,21 @@ def test_ema_of_generator_weights(tmp_path, idx_dir):
     assert any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ckpt["G"])
     G, _, _ = gankit.load_generator(run)
     assert all(torch.equal(v, ckpt["G_ema"][k]) for k, v in G.state_dict().items())  # sampling uses the EMA
+
+
+def test_divergence_stops_cleanly_and_never_saves_nan_weights(tmp_path, idx_dir, capsys):
+    from gankit.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "fashion-mnist", "--data-dir", str(idx_dir), "--model", "gan-mlp",
+                 "--loss", "wgan", "--optimizer", "sgd", "--lr-d", "1e30", "--lr-g", "1e30",
+                 "--max-steps", "40", "--checkpoint-every", "1", "--batch-size", "16", "--limit", "64",
+                 "--out", str(out), "--quiet", "--set", "loss.clip=1e30"])
+    err = capsys.readouterr().err
+    assert code == 3 and "training diverged at step" in err
+    for path in list_step_checkpoints(out):  # whatever was saved is finite
+        ckpt = load_file(path)
+        assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] < 40 and rows[-1]["nonfinite"] is True
+    assert "NaN" not in (out / "log.jsonl").read_text()

@@ -74,6 +74,7 @@ def _train_parser(sub) -> None:
     g.add_argument("--eval-metric", help="fid, kid or is (ring/grid: modes); default fid")
     g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set any config key, e.g. --set model.g_width=32 (repeatable)")
+    g.add_argument("--strict", action="store_true", help="stop with exit code 4 at the first diagnostic warning")
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -118,7 +119,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("--inception-weights", metavar="PATH", help="FID Inception weights file (else cached download)")
     p.add_argument("--real-stats", metavar="FILE.npz", help="reuse (or create) the reference set's statistics")
     p.add_argument("--data-dir", help="where to look for dataset files first")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    p.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda or mps")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -184,13 +185,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             budget.setdefault("epochs", None)
         summary = resume(args.resume, budget, quiet=args.quiet)
     else:
-        cfg = build_config(args.preset, args.config, _overrides(args))
+        over = _overrides(args) + ([{"diagnose": {"strict": True}}] if args.strict else [])
+        cfg = build_config(args.preset, args.config, over)
         summary = train(cfg, quiet=args.quiet)
     return _report(summary)
 
 
 def _report(summary: dict) -> int:
     run = summary["run"]
+    if summary["stopped_by"] == "diverged":
+        print(f"gankit: error: training diverged at step {summary['steps']} (a loss or weight became NaN or "
+              f"infinite); no checkpoint of that state was saved. Lower --lr-g/--lr-d and start again, or "
+              f"resume from the last good checkpoint with gankit train --resume {run}", file=sys.stderr)
+        return 3
+    if summary["stopped_by"] == "strict":
+        print(f"gankit: error: stopped at step {summary['steps']} by a diagnostic warning (--strict); see "
+              f"{run}/diagnostics.jsonl. Continue with gankit train --resume {run}", file=sys.stderr)
+        return 4
     if summary["stopped_by"] == "interrupt":
         print(f"interrupted at step {summary['steps']}; checkpoint saved. Continue with: "
               f"gankit train --resume {run}", file=sys.stderr)
@@ -241,9 +252,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .metrics.evaluate import evaluate_run, evaluate_sets, format_table, parse_metrics
 
+    from .training.setup import pick_device
+
     metrics = parse_metrics(args.metrics) if args.metrics else None
     common = dict(features=args.features, inception_weights=args.inception_weights,
-                  real_stats=args.real_stats, device=args.device)
+                  real_stats=args.real_stats, device=str(pick_device(args.device)))
     if args.run_dir and (args.real or args.fake):
         raise GankitError("give either RUN_DIR or --real and --fake, not both")
     if args.run_dir:

@@ -89,6 +89,17 @@ class TrainConfig:
 
 
 @dataclass
+class DiagnoseConfig:
+    enabled: bool = True  # watch the run and warn in plain words when something goes wrong
+    window: int = 200  # logged steps the D-output and gradient checks average over
+    d_fake_floor: float = 0.02  # BCE losses: mean D(G(z)) below this over the window -> D overpowers G
+    grad_g_floor: float = 1e-5  # G's gradient norm below this over the window -> vanishing gradient
+    collapse_ratio: float = 0.3  # fixed-z sample diversity / real diversity below this -> mode collapse
+    collapse_modes: float = 0.5  # ring/grid: share of modes captured by fixed-z samples below this -> collapse
+    strict: bool = False  # stop at the first warning with exit code 4 (for automation)
+
+
+@dataclass
 class Config:
     preset: Optional[str] = None  # the preset this config started from (recorded, informational)
     data: DataConfig = field(default_factory=DataConfig)
@@ -96,6 +107,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,7 +119,7 @@ class Config:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "preset"}
 _SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
-                    "optim": OptimConfig, "train": TrainConfig}
+                    "optim": OptimConfig, "train": TrainConfig, "diagnose": DiagnoseConfig}
 
 
 # ---------------------------------------------------------------- presets
@@ -182,7 +194,7 @@ def _merge_section(obj: Any, section: str, values: dict) -> None:
 def merge(cfg: Config, values: dict) -> Config:
     """Merge a nested dict (from YAML or overrides) into cfg, validating every key and value."""
     if not isinstance(values, dict):
-        raise GankitError("a config must be a mapping of sections (data, model, loss, optim, train)")
+        raise GankitError("a config must be a mapping of sections (data, model, loss, optim, train, diagnose)")
     for section, sub in values.items():
         if section == "preset":
             cfg.preset = sub

@@ -17,12 +17,16 @@ from ..data import toy_centers
 from ..errors import GankitError
 from ..metrics.history import append_history, prune_history, read_history
 from ..observe.plots import plot_d_outputs, plot_losses, plot_metric, plot_progression, save_samples
+from ..observe.diagnostics import Diagnostics
 from ..observe.progress import Progress
 from .ema import ema_update_
 from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
 from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
 from .steps import d_step, g_step, sample_z
+
+
+PLOT_EVERY_S = 30.0  # least seconds between rewrites of the curves during training (always at the end)
 
 
 def due(step: int, every: int) -> bool:
@@ -77,6 +81,15 @@ def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optio
             "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best}
 
 
+def save_if_finite(s: Setup, run: Path, step: int, epoch: int, elapsed: float, best: Optional[float]) -> bool:
+    """Save a step checkpoint unless a weight is NaN or infinite: a diverged state never replaces a good one."""
+    nets = [s.G, s.D] + ([s.G_ema] if s.G_ema is not None else [])
+    if not all(bool(torch.isfinite(p).all()) for net in nets for p in net.parameters()):
+        return False
+    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best), step, s.cfg.train.keep_checkpoints)
+    return True
+
+
 def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
     s.G.load_state_dict(ckpt["G"])
     if s.G_ema is not None:
@@ -90,7 +103,7 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
 
 
 @torch.no_grad()
-def write_samples(s: Setup, path: Path, title: str) -> None:
+def write_samples(s: Setup, path: Path, title: str) -> torch.Tensor:
     G = s.G_sample
     was_training = G.training
     G.eval()
@@ -99,6 +112,7 @@ def write_samples(s: Setup, path: Path, title: str) -> None:
     G.train(was_training)
     centers = toy_centers(s.cfg.data.dataset) if s.cfg.is_toy else None
     save_samples(x, path, centers=centers, title=title)
+    return x
 
 
 def write_plots(s: Setup, run: Path, final: bool = False) -> None:
@@ -164,7 +178,11 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
 
     def best() -> Optional[float]:
         return evaluator.best if evaluator is not None else None
+
+    ref = s.data.x[torch.randperm(len(s.data), generator=torch.Generator().manual_seed(t.seed))[:t.num_samples]]
+    diagnostics = Diagnostics(cfg, s.objective.probabilities, ref, run, progress.message)
     t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
+    t_plots = time.monotonic()
     with StopFlag() as stop:
         while stopped_by is None:
             if t.epochs is not None and epoch >= t.epochs:
@@ -187,13 +205,21 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                     row = {"step": step, "epoch": epoch + 1, "time": round(elapsed, 3),
                            "img_per_s": round(B * (step - step_log) / max(now - t_log, 1e-9), 1)}
                     row.update({k: float(v) for k, v in {**stats, **g_stats}.items()})
-                    if not all(math.isfinite(v) for v in row.values()):
+                    if not all(math.isfinite(v) for v in row.values()):  # strict JSON: null, not NaN
+                        row = {k: v if math.isfinite(v) else None for k, v in row.items()}
                         row["nonfinite"] = True
+                        stopped_by = "diverged"
                     log.write(row)
                     progress.update(step, epoch + 1, row)
+                    diagnostics.on_row(row)
                     t_log, step_log = now, step
-                if due(step, t.checkpoint_every):
-                    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best()), step, t.keep_checkpoints)
+                if due(step, t.checkpoint_every) and not stopped_by and not save_if_finite(s, run, step, epoch,
+                                                                                         elapsed, best()):
+                    stopped_by = "diverged"
+                if cfg.diagnose.strict and diagnostics.count:
+                    stopped_by = "strict"
+                if stopped_by:
+                    break
                 if stop.raised:
                     stopped_by = "interrupt"
                 elif t.max_steps is not None and step >= t.max_steps:
@@ -204,18 +230,24 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                     break
             else:  # the epoch ran to its end
                 epoch += 1
-                write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
+                x = write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
+                diagnostics.on_samples(x, step, epoch)
+                if cfg.diagnose.strict and diagnostics.count:
+                    stopped_by = "strict"
                 if evaluator is not None and due(epoch, t.eval_every):
                     evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
-                write_plots(s, run)
+                if time.monotonic() - t_plots >= PLOT_EVERY_S:  # plots cost ~1 s: not after every tiny epoch
+                    write_plots(s, run)
+                    t_plots = time.monotonic()
                 progress.message(f"epoch {epoch} done: step {step}, {elapsed:.0f} s")
     progress.close()
-    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best()), step, t.keep_checkpoints)
+    if stopped_by != "diverged" and not save_if_finite(s, run, step, epoch, elapsed, best()):
+        stopped_by = "diverged"
     log.close()
     write_samples(s, run / "samples" / "final.png", f"final, step {step}")
     write_plots(s, run, final=True)
     return {"run": str(run), "steps": step, "epochs": epoch, "seconds": round(elapsed, 1),
-            "stopped_by": stopped_by}
+            "stopped_by": stopped_by, "warnings": diagnostics.count}
 
 
 def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:

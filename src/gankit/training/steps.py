@@ -17,6 +17,14 @@ def sample_z(n: int, dim: int, dist: str, device: torch.device | str = "cpu",
     return torch.randn(n, dim, device=device, generator=generator)
 
 
+def grad_norm(net: nn.Module) -> Tensor:
+    """Global L2 norm of a network's gradients (a diagnostic: vanishing or exploding updates)."""
+    grads = [p.grad.detach() for p in net.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
 def d_output(logits: Tensor, obj: Objective) -> Tensor:
     """Mean D output to report: a probability for BCE objectives, the raw critic value otherwise."""
     return (torch.sigmoid(logits) if obj.probabilities else logits).mean()
@@ -37,6 +45,7 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
         stats["gp"] = gp
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
+    stats["grad_d"] = grad_norm(D)
     opt_d.step()
     if obj.clip_weights:
         clip_weights_(D, clip)
@@ -52,6 +61,7 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
     loss = obj.g(fake_out)
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
+    norm = grad_norm(G)
     opt_g.step()
     D.requires_grad_(True)
-    return {"loss_g": loss.detach(), "d_fake_g": d_output(fake_out, obj).detach()}
+    return {"loss_g": loss.detach(), "d_fake_g": d_output(fake_out, obj).detach(), "grad_g": norm}

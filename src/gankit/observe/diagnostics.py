@@ -1,0 +1,110 @@
+"""Watch a run and say in plain words what is going wrong, and what to try.
+
+Checks (thresholds in the `diagnose` config section):
+- D overpowering: mean D(G(z)) pinned near 0 over a window of steps (BCE losses, where it is a probability);
+- vanishing generator gradient: G's gradient norm below a floor over the window;
+- mode collapse: the fixed-z samples' diversity (mean pairwise distance of 16x16 thumbnails) falls
+  below a share of the real data's; for ring/grid, fixed-z samples capture too few modes.
+(Divergence, a non-finite loss or weight, is handled by the loop: it stops without saving that state.)
+Each warning is printed, appended to diagnostics.jsonl, and re-armed only after the condition clears.
+"""
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..metrics.toy import toy_modes
+
+
+def diversity(x: torch.Tensor) -> float:
+    """Mean pairwise L2 distance of [N,C,H,W] images in [-1,1], on 16x16 thumbnails."""
+    x = x.float()
+    if x.shape[-1] > 16:
+        x = F.adaptive_avg_pool2d(x, 16)
+    flat = x.flatten(1)
+    d = torch.cdist(flat, flat)
+    n = len(flat)
+    return float(d.sum() / max(n * (n - 1), 1))
+
+
+class Diagnostics:
+    def __init__(self, cfg: Config, probabilities: bool, real: torch.Tensor, run: Path,
+                 say: Callable[[str], None]):
+        self.cfg, self.d = cfg, cfg.diagnose
+        self.probabilities, self.run, self.say = probabilities, run, say
+        self.d_fake = deque(maxlen=self.d.window)
+        self.grad_g = deque(maxlen=self.d.window)
+        self.active: set[str] = set()  # conditions warned about and not yet cleared
+        self.count = 0
+        self.real_diversity = diversity(real.float() / 127.5 - 1) if real.dim() == 4 else None
+
+    def _warn(self, kind: str, step: int, epoch: int, message: str) -> None:
+        if kind in self.active:
+            return
+        self.active.add(kind)
+        self.count += 1
+        self.say(f"gankit: warning: {message}")
+        with open(self.run / "diagnostics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "epoch": epoch, "kind": kind, "message": message}) + "\n")
+
+    def _clear(self, kind: str) -> None:
+        self.active.discard(kind)
+
+    def on_row(self, row: dict) -> None:
+        """Called with every log row."""
+        if not self.d.enabled:
+            return
+        step, epoch = row["step"], row["epoch"]
+        if row.get("d_fake") is not None:
+            self.d_fake.append(row["d_fake"])
+        if row.get("grad_g") is not None:
+            self.grad_g.append(row["grad_g"])
+        if self.probabilities and len(self.d_fake) == self.d_fake.maxlen:
+            mean = sum(self.d_fake) / len(self.d_fake)
+            if mean < self.d.d_fake_floor:
+                self._warn("d_overpowering", step, epoch,
+                           f"discriminator overpowering at step {step}: mean D(G(z)) = {mean:.4f} over the last "
+                           f"{len(self.d_fake)} steps (threshold {self.d.d_fake_floor}); G gets almost no signal. "
+                           "Try a lower --lr-d or higher --lr-g, fewer D steps (--n-critic), or the nonsat/hinge loss")
+            elif mean > 2 * self.d.d_fake_floor:
+                self._clear("d_overpowering")
+        if len(self.grad_g) == self.grad_g.maxlen:
+            mean = sum(self.grad_g) / len(self.grad_g)
+            if mean < self.d.grad_g_floor:
+                self._warn("vanishing_gradient", step, epoch,
+                           f"vanishing generator gradient at step {step}: mean ||grad G|| = {mean:.2e} over the last "
+                           f"{len(self.grad_g)} steps (threshold {self.d.grad_g_floor:g}). Try the non-saturating "
+                           "loss (--loss nonsat) instead of minimax, or a weaker discriminator")
+            elif mean > 2 * self.d.grad_g_floor:
+                self._clear("vanishing_gradient")
+
+    def on_samples(self, samples: torch.Tensor, step: int, epoch: int) -> Optional[float]:
+        """Called with the fixed-z samples at each epoch's end. Returns the diversity measure."""
+        if not self.d.enabled:
+            return None
+        if samples.dim() == 2:  # 2-D points: modes captured
+            m = toy_modes(samples.cpu(), self.cfg.data.dataset)
+            share = m["modes"] / m["total_modes"]
+            if share < self.d.collapse_modes:
+                self._warn("mode_collapse", step, epoch,
+                           f"mode collapse at epoch {epoch}: the fixed-z samples capture {m['modes']} of "
+                           f"{m['total_modes']} modes (threshold {self.d.collapse_modes:.0%}). Try a lower learning "
+                           "rate, more D steps, or a technique against collapse (PacGAN, minibatch discrimination)")
+            else:
+                self._clear("mode_collapse")
+            return share
+        ratio = diversity(samples.cpu()) / max(self.real_diversity or 1e-12, 1e-12)
+        if ratio < self.d.collapse_ratio:
+            self._warn("mode_collapse", step, epoch,
+                       f"mode collapse at epoch {epoch}: the fixed-z samples are {ratio:.2f}x as diverse as real "
+                       f"data (threshold {self.d.collapse_ratio}). Try a lower learning rate, label smoothing, or "
+                       "a technique against collapse (minibatch discrimination, PacGAN)")
+        else:
+            self._clear("mode_collapse")
+        return ratio
