@@ -55,3 +55,56 @@ def test_strict_stops_with_exit_code_4(tmp_path, capsys):
                  "--max-steps", "50", "--set", "data.toy_size=512", "--set", "diagnose.window=5",
                  "--set", "diagnose.grad_g_floor=1e9"])
     assert code == 4 and "--strict" in capsys.readouterr().err
+
+
+def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tmp_path, idx_dir):
+    from gankit.training.checkpoint import list_step_checkpoints, load_file
+
+    cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, steps=40,
+                      optim={"optimizer": "sgd", "lr_g": 1e-3, "lr_d": 1e-3},
+                      diagnose={"on_divergence": "rollback", "max_rollbacks": 2})
+    cfg.train.checkpoint_every = 1
+    run = Path(cfg.train.out)
+    import gankit.training.loop as loop
+
+    calls = {"n": 0}
+    real_d_step = loop.d_step
+
+    def flaky_d_step(*args, **kwargs):  # the 10th D step of the first attempt returns a NaN loss
+        calls["n"] += 1
+        stats = real_d_step(*args, **kwargs)
+        if calls["n"] == 10:
+            stats["loss_d"] = torch.tensor(float("nan"))
+        return stats
+
+    loop.d_step = flaky_d_step
+    try:
+        summary = gankit.train(cfg, quiet=True)
+    finally:
+        loop.d_step = real_d_step
+    assert summary["stopped_by"] == "max_steps" and summary["steps"] == 40
+    assert kinds(run).count("rollback") == 1
+    ckpt = load_file(list_step_checkpoints(run)[0])
+    assert ckpt["lr_scale"] == 0.5 and ckpt["opt_g"]["param_groups"][0]["lr"] == 5e-4
+    rows = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, 41))  # the diverged row was replaced by the replayed one
+
+
+def test_oscillation_without_progress(tmp_path):
+    messages = []
+    cfg = build_config(overrides=[{"diagnose": {"window": 20, "plateau_evals": 2}}])
+    diag = Diagnostics(cfg, True, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), tmp_path, messages.append)
+    for step in range(1, 21):  # a G loss that swings between 0.5 and 3
+        diag.on_row({"step": step, "epoch": 1, "loss_g": 0.5 if step % 2 else 3.0})
+    diag.on_eval({"fid": 10.0}, True, 20, 1)
+    diag.on_eval({"fid": 11.0}, False, 40, 2)
+    assert not messages  # one evaluation without progress is not a plateau yet
+    diag.on_eval({"fid": 12.0}, False, 60, 3)
+    assert len(messages) == 1 and "oscillation without progress" in messages[0]
+    steady = []
+    diag2 = Diagnostics(cfg, True, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), tmp_path, steady.append)
+    for step in range(1, 21):
+        diag2.on_row({"step": step, "epoch": 1, "loss_g": 1.0 + 0.01 * (step % 2)})
+    for i in range(4):
+        diag2.on_eval({"fid": 10.0 + i}, i == 0, 20 * i, i)
+    assert not steady  # no progress, but no cycling either

@@ -74,6 +74,7 @@ def _train_parser(sub) -> None:
     g.add_argument("--eval-metric", help="fid, kid or is (ring/grid: modes); default fid")
     g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="set any config key, e.g. --set model.g_width=32 (repeatable)")
+    g.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
     g.add_argument("--strict", action="store_true", help="stop with exit code 4 at the first diagnostic warning")
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -135,6 +136,14 @@ def _judge_parser(sub) -> None:
     t.add_argument("--device", default="cpu")
 
 
+def _compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="compare runs: config differences, final/best metrics, curves overlaid",
+                       description="Print a table of what differs between runs and how they ended; write a "
+                                   "comparison page with the curves overlaid.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="compare.html", help="comparison page to write (default compare.html)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -146,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _eval_parser(sub)
     _judge_parser(sub)
+    _compare_parser(sub)
     sub.add_parser("list", help="list presets, models and losses")
     return parser
 
@@ -186,6 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = resume(args.resume, budget, quiet=args.quiet)
     else:
         over = _overrides(args) + ([{"diagnose": {"strict": True}}] if args.strict else [])
+        over += [{"train": {"tensorboard": True}}] if args.tensorboard else []
         cfg = build_config(args.preset, args.config, over)
         summary = train(cfg, quiet=args.quiet)
     return _report(summary)
@@ -281,7 +292,16 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .observe.compare import compare
+
+    text, page = compare(args.runs, args.out)
+    print(text)
+    print(f"comparison page: {page}")
+    return 0
+
+
+COMMANDS = {"compare": cmd_compare, "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
             "list": cmd_list}
 
 

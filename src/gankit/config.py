@@ -81,6 +81,7 @@ class TrainConfig:
     log_every: int = 1  # steps between rows of log.jsonl
     num_samples: int = 64  # size of the fixed-z sample grid written every epoch
     threads: Optional[int] = None  # torch CPU threads (None: PyTorch's default)
+    tensorboard: bool = False  # also log scalars and sample grids to RUN_DIR/tensorboard
     ema_decay: Optional[float] = None  # keep an EMA of G's weights (e.g. 0.999) for sampling and eval
     eval_every: Optional[int] = None  # epochs between evaluations during training (None: never)
     eval_metric: Literal["fid", "kid", "is", "modes"] = "fid"  # ring/grid always use modes
@@ -96,7 +97,11 @@ class DiagnoseConfig:
     grad_g_floor: float = 1e-5  # G's gradient norm below this over the window -> vanishing gradient
     collapse_ratio: float = 0.3  # fixed-z sample diversity / real diversity below this -> mode collapse
     collapse_modes: float = 0.5  # ring/grid: share of modes captured by fixed-z samples below this -> collapse
+    plateau_evals: int = 3  # evaluations without a new best that count as "no progress"
+    oscillation_cv: float = 0.25  # G loss std / |mean| over the window above this counts as cycling
     strict: bool = False  # stop at the first warning with exit code 4 (for automation)
+    on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload the last good checkpoint, halve lrs
+    max_rollbacks: int = 3  # give up (and stop) after this many rollbacks
 
 
 @dataclass

@@ -3,6 +3,8 @@
 Checks (thresholds in the `diagnose` config section):
 - D overpowering: mean D(G(z)) pinned near 0 over a window of steps (BCE losses, where it is a probability);
 - vanishing generator gradient: G's gradient norm below a floor over the window;
+- oscillation without progress: the G loss cycles (large spread over the window) while the evaluation
+  metric (--eval-every) has not improved for `plateau_evals` evaluations;
 - mode collapse: the fixed-z samples' diversity (mean pairwise distance of 16x16 thumbnails) falls
   below a share of the real data's; for ring/grid, fixed-z samples capture too few modes.
 (Divergence, a non-finite loss or weight, is handled by the loop: it stops without saving that state.)
@@ -40,6 +42,8 @@ class Diagnostics:
         self.probabilities, self.run, self.say = probabilities, run, say
         self.d_fake = deque(maxlen=self.d.window)
         self.grad_g = deque(maxlen=self.d.window)
+        self.loss_g = deque(maxlen=self.d.window)
+        self.evals_without_progress = 0
         self.active: set[str] = set()  # conditions warned about and not yet cleared
         self.count = 0
         self.real_diversity = diversity(real.float() / 127.5 - 1) if real.dim() == 4 else None
@@ -65,6 +69,8 @@ class Diagnostics:
             self.d_fake.append(row["d_fake"])
         if row.get("grad_g") is not None:
             self.grad_g.append(row["grad_g"])
+        if row.get("loss_g") is not None:
+            self.loss_g.append(row["loss_g"])
         if self.probabilities and len(self.d_fake) == self.d_fake.maxlen:
             mean = sum(self.d_fake) / len(self.d_fake)
             if mean < self.d.d_fake_floor:
@@ -83,6 +89,25 @@ class Diagnostics:
                            "loss (--loss nonsat) instead of minimax, or a weaker discriminator")
             elif mean > 2 * self.d.grad_g_floor:
                 self._clear("vanishing_gradient")
+
+    def on_eval(self, values: dict, improved: bool, step: int, epoch: int) -> None:
+        """Called after each evaluation during training."""
+        if not self.d.enabled:
+            return
+        self.evals_without_progress = 0 if improved else self.evals_without_progress + 1
+        if self.evals_without_progress < self.d.plateau_evals or len(self.loss_g) < 2:
+            self._clear("oscillation")
+            return
+        mean = sum(self.loss_g) / len(self.loss_g)
+        std = (sum((v - mean) ** 2 for v in self.loss_g) / len(self.loss_g)) ** 0.5
+        cv = std / max(abs(mean), 1e-12)
+        if cv > self.d.oscillation_cv:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+            self._warn("oscillation", step, epoch,
+                       f"oscillation without progress at epoch {epoch}: the G loss swings (std/mean = {cv:.2f}, "
+                       f"threshold {self.d.oscillation_cv}) and the metric has not improved for "
+                       f"{self.evals_without_progress} evaluations ({shown}). Try lower learning rates, TTUR "
+                       "(--lr-d above --lr-g), or an EMA of G (--set train.ema_decay=0.999)")
 
     def on_samples(self, samples: torch.Tensor, step: int, epoch: int) -> Optional[float]:
         """Called with the fixed-z samples at each epoch's end. Returns the diversity measure."""

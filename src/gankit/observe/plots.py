@@ -82,6 +82,11 @@ def plot_d_outputs(rows: Sequence[dict], steps_per_epoch: int, path: Path, proba
             "Discriminator on real and generated data", ylabel)
 
 
+def plot_grad_norms(rows: Sequence[dict], steps_per_epoch: int, path: Path) -> None:
+    _curves(rows, {"grad_g": "||grad G||", "grad_d": "||grad D||"}, steps_per_epoch, path,
+            "Gradient norms", "L2 norm")
+
+
 def plot_progression(sample_paths: Sequence[Path], path: Path, max_panels: int = 6) -> None:
     """The fixed-z samples of up to `max_panels` evenly spaced epochs, side by side."""
     paths = list(sample_paths)

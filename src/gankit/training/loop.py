@@ -3,8 +3,10 @@ log, checkpoint; per epoch a sample grid; at the end the plots. Ctrl-C saves a c
 """
 from __future__ import annotations
 
+import json
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,7 +18,10 @@ from ..config import Config, config_from_dict, load_yaml, merge, save_config
 from ..data import toy_centers
 from ..errors import GankitError
 from ..metrics.history import append_history, prune_history, read_history
-from ..observe.plots import plot_d_outputs, plot_losses, plot_metric, plot_progression, save_samples
+from ..observe.plots import (plot_d_outputs, plot_grad_norms, plot_losses, plot_metric, plot_progression,
+                             save_samples)
+from ..observe.report import write_report
+from ..observe.tensorboard import TensorBoard
 from ..observe.diagnostics import Diagnostics
 from ..observe.progress import Progress
 from .ema import ema_update_
@@ -78,7 +83,8 @@ def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optio
             "G": s.G.state_dict(), "D": s.D.state_dict(),
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else None, "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
-            "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best}
+            "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best,
+            "lr_scale": s.lr_scale}
 
 
 def save_if_finite(s: Setup, run: Path, step: int, epoch: int, elapsed: float, best: Optional[float]) -> bool:
@@ -97,6 +103,10 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
     s.D.load_state_dict(ckpt["D"])
     s.opt_g.load_state_dict(ckpt["opt_g"])
     s.opt_d.load_state_dict(ckpt["opt_d"])
+    s.lr_scale = ckpt.get("lr_scale", 1.0)
+    for opt, lr in ((s.opt_g, s.cfg.optim.lr_g), (s.opt_d, s.cfg.optim.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * s.lr_scale
     s.fixed_z = ckpt["fixed_z"].to(s.device)
     set_rng_state(ckpt["rng"], s.device)
     return ckpt["step"], ckpt["epoch"], ckpt["elapsed"]
@@ -120,6 +130,7 @@ def write_plots(s: Setup, run: Path, final: bool = False) -> None:
     if rows:
         plot_losses(rows, s.steps_per_epoch, run / "losses.png")
         plot_d_outputs(rows, s.steps_per_epoch, run / "d_outputs.png", s.objective.probabilities)
+        plot_grad_norms(rows, s.steps_per_epoch, run / "grad_norms.png")
     grids = sorted((run / "samples").glob("epoch-*.png"))
     if final and (run / "samples" / "final.png").is_file():
         grids.append(run / "samples" / "final.png")
@@ -127,6 +138,7 @@ def write_plots(s: Setup, run: Path, final: bool = False) -> None:
     history = read_eval_history(run)
     if history:
         plot_metric(history, s.steps_per_epoch, run / "metrics.png")
+    write_report(run, str(s.device))
 
 
 def read_eval_history(run: Path) -> list[dict]:
@@ -134,7 +146,7 @@ def read_eval_history(run: Path) -> list[dict]:
 
 
 def evaluate_now(s: Setup, run: Path, evaluator, step: int, epoch: int, elapsed: float,
-                 progress: Progress) -> None:
+                 progress: Progress) -> tuple[dict, bool]:
     """Score G, append to metrics.json, and keep the best checkpoint as checkpoints/best.pt."""
     values = evaluator(s.G_sample)
     best = evaluator.is_best(values)
@@ -145,6 +157,7 @@ def evaluate_now(s: Setup, run: Path, evaluator, step: int, epoch: int, elapsed:
         atomic_save(make_checkpoint(s, step, epoch, elapsed, evaluator.best), checkpoint_dir(run) / "best.pt")
     shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
     progress.message(f"eval at epoch {epoch}: {shown}{' (best so far)' if best else ''}")
+    return values, best
 
 
 def total_steps(s: Setup) -> Optional[int]:
@@ -181,6 +194,7 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
 
     ref = s.data.x[torch.randperm(len(s.data), generator=torch.Generator().manual_seed(t.seed))[:t.num_samples]]
     diagnostics = Diagnostics(cfg, s.objective.probabilities, ref, run, progress.message)
+    tb = TensorBoard(run) if t.tensorboard else None
     t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
     t_plots = time.monotonic()
     with StopFlag() as stop:
@@ -212,6 +226,8 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                     log.write(row)
                     progress.update(step, epoch + 1, row)
                     diagnostics.on_row(row)
+                    if tb is not None:
+                        tb.scalars(row)
                     t_log, step_log = now, step
                 if due(step, t.checkpoint_every) and not stopped_by and not save_if_finite(s, run, step, epoch,
                                                                                          elapsed, best()):
@@ -231,11 +247,16 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
             else:  # the epoch ran to its end
                 epoch += 1
                 x = write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
+                if tb is not None:
+                    tb.image("samples/fixed_z", run / "samples" / f"epoch-{epoch:04d}.png", step)
                 diagnostics.on_samples(x, step, epoch)
                 if cfg.diagnose.strict and diagnostics.count:
                     stopped_by = "strict"
                 if evaluator is not None and due(epoch, t.eval_every):
-                    evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
+                    values, improved = evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
+                    diagnostics.on_eval(values, improved, step, epoch)
+                    if tb is not None:
+                        tb.scalars({"step": step, **values}, prefix="eval")
                 if time.monotonic() - t_plots >= PLOT_EVERY_S:  # plots cost ~1 s: not after every tiny epoch
                     write_plots(s, run)
                     t_plots = time.monotonic()
@@ -244,6 +265,8 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
     if stopped_by != "diverged" and not save_if_finite(s, run, step, epoch, elapsed, best()):
         stopped_by = "diverged"
     log.close()
+    if tb is not None:
+        tb.close()
     write_samples(s, run / "samples" / "final.png", f"final, step {step}")
     write_plots(s, run, final=True)
     return {"run": str(run), "steps": step, "epochs": epoch, "seconds": round(elapsed, 1),
@@ -255,7 +278,28 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     run = free_run_dir(cfg, out or cfg.train.out)
     s = build(cfg)  # data and models first: a bad dataset leaves no empty run folder behind
     create_run_dir(cfg, run)
-    return run_loop(s, run, quiet=quiet)
+    return with_rollback(cfg, run, run_loop(s, run, quiet=quiet), quiet)
+
+
+def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool) -> dict:
+    """diagnose.on_divergence = rollback: reload the newest good checkpoint with halved learning rates."""
+    for _ in range(cfg.diagnose.max_rollbacks if cfg.diagnose.on_divergence == "rollback" else 0):
+        if summary["stopped_by"] != "diverged":
+            break
+        s = build(cfg)  # fresh modules: the diverged ones hold NaNs
+        ckpt, path = load_latest(run, map_location=s.device)
+        if ckpt is None:
+            break
+        ckpt["lr_scale"] = ckpt.get("lr_scale", 1.0) * 0.5
+        message = (f"divergence at step {summary['steps']}: rolled back to {path.name} with learning rates "
+                   f"x{ckpt['lr_scale']:g} (lr_g={cfg.optim.lr_g * ckpt['lr_scale']:g}, "
+                   f"lr_d={cfg.optim.lr_d * ckpt['lr_scale']:g})")
+        with open(run / "diagnostics.jsonl", "a") as f:
+            f.write(json.dumps({"step": summary["steps"], "kind": "rollback", "message": message}) + "\n")
+        if not quiet:
+            print(f"gankit: warning: {message}", file=sys.stderr)
+        summary = run_loop(s, run, ckpt, quiet=quiet)
+    return summary
 
 
 BUDGET_KEYS = {"epochs", "minutes", "max_steps"}
@@ -278,4 +322,4 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
         save_config(cfg, run / "config.yaml")
     s = build(cfg)
     ckpt, _ = load_latest(run, map_location=s.device)
-    return run_loop(s, run, ckpt, quiet=quiet)
+    return with_rollback(cfg, run, run_loop(s, run, ckpt, quiet=quiet), quiet)

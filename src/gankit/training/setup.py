@@ -80,6 +80,7 @@ class Setup:
     objective: Objective
     fixed_z: torch.Tensor
     G_ema: Optional[nn.Module] = None  # moving average of G's weights, when train.ema_decay is set
+    lr_scale: float = 1.0  # halved at each rollback after a divergence
 
     @property
     def G_sample(self) -> nn.Module:
