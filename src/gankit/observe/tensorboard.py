@@ -27,7 +27,7 @@ class TensorBoard:
 
     def image(self, tag: str, png: Path, step: int) -> None:
         """Log a PNG the run already wrote (sample grid or scatter plot)."""
-        arr = np.asarray(Image.open(png).convert("RGB"))  # [H,W,3]
+        arr = np.array(Image.open(png).convert("RGB"))  # [H,W,3], a writable copy
         self.writer.add_image(tag, torch.from_numpy(arr).permute(2, 0, 1), step)
 
     def close(self) -> None:
