@@ -90,6 +90,18 @@ class TrainConfig:
 
 
 @dataclass
+class TechConfig:
+    label_smoothing: float = 1.0  # one-sided: D's target for real data (0.9 in Salimans et al.); 1.0 = off
+    label_flip: float = 0.0  # probability of swapping each of D's real/fake labels
+    instance_noise: float = 0.0  # std of Gaussian noise added to every D input at step 0 (annealed)
+    instance_noise_steps: int = 5000  # the noise falls linearly to 0 over this many steps
+    spectral_norm: bool = False  # spectral normalization of every conv/linear layer of D (Miyato et al.)
+    r1_gamma: float = 0.0  # R1 penalty (gamma/2) E||grad D(x_real)||^2; 0 = off
+    g_gate: Optional[float] = None  # skip G's update while D's gap mean D(x) - mean D(G(z)) exceeds this
+    diffaugment: str = ""  # DiffAugment policy applied to every D input: comma list of translation,cutout,color
+
+
+@dataclass
 class DiagnoseConfig:
     enabled: bool = True  # watch the run and warn in plain words when something goes wrong
     window: int = 200  # logged steps the D-output and gradient checks average over
@@ -113,6 +125,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    tech: TechConfig = field(default_factory=TechConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,7 +137,8 @@ class Config:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "preset"}
 _SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
-                    "optim": OptimConfig, "train": TrainConfig, "diagnose": DiagnoseConfig}
+                    "optim": OptimConfig, "train": TrainConfig, "diagnose": DiagnoseConfig,
+                    "tech": TechConfig}
 
 
 # ---------------------------------------------------------------- presets
@@ -199,7 +213,7 @@ def _merge_section(obj: Any, section: str, values: dict) -> None:
 def merge(cfg: Config, values: dict) -> Config:
     """Merge a nested dict (from YAML or overrides) into cfg, validating every key and value."""
     if not isinstance(values, dict):
-        raise GankitError("a config must be a mapping of sections (data, model, loss, optim, train, diagnose)")
+        raise GankitError("a config must be a mapping of sections (data, model, loss, optim, train, diagnose, tech)")
     for section, sub in values.items():
         if section == "preset":
             cfg.preset = sub
@@ -260,6 +274,19 @@ def validate(cfg: Config) -> Config:
         raise GankitError(f"bad value {d.channels!r} for 'data.channels'; allowed: 1, 3 (or null)")
     if t.ema_decay is not None and not 0.0 < t.ema_decay < 1.0:
         raise GankitError(f"bad value {t.ema_decay!r} for 'train.ema_decay'; it must be in (0, 1), e.g. 0.999")
+    tc = cfg.tech
+    if not 0.0 < tc.label_smoothing <= 1.0 or not 0.0 <= tc.label_flip < 0.5 or tc.instance_noise < 0:
+        raise GankitError("tech.label_smoothing must be in (0, 1], tech.label_flip in [0, 0.5), "
+                          "tech.instance_noise >= 0")
+    if (tc.label_smoothing < 1.0 or tc.label_flip > 0) and cfg.loss.name not in ("minimax", "nonsat"):
+        raise GankitError(f"label smoothing and flipping need a BCE loss (minimax or nonsat), not "
+                          f"'{cfg.loss.name}'; use --loss nonsat or turn them off")
+    bad = [p for p in tc.diffaugment.split(",") if p and p not in ("translation", "cutout", "color")]
+    if bad:
+        raise GankitError(f"unknown DiffAugment policy '{bad[0]}' in tech.diffaugment; allowed: "
+                          "translation, cutout, color (comma-separated)")
+    if tc.diffaugment and cfg.is_toy:
+        raise GankitError("tech.diffaugment works on images; turn it off for ring and grid")
     if not 0.0 <= m.dropout < 1.0:
         raise GankitError(f"bad value {m.dropout!r} for 'model.dropout'; it must be in [0, 1)")
     if d.image_size is not None and d.image_size < 8:

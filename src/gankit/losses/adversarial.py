@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -18,6 +19,18 @@ from ..registry import Registry
 def bce_d(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     """-log D(x) and -log(1 - D(G(z))), averaged."""
     return F.softplus(-real).mean(), F.softplus(fake).mean()
+
+
+def bce_d_targets(real: Tensor, fake: Tensor, real_target: float = 1.0, flip: float = 0.0,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """BCE for D with one-sided label smoothing (real target `real_target`, e.g. 0.9; fakes stay 0) and
+    label flipping (each label swapped with probability `flip`)."""
+    t_real = torch.full_like(real, real_target)
+    t_fake = torch.zeros_like(fake)
+    if flip > 0:
+        t_real = torch.where(torch.rand(real.shape, device=real.device, generator=generator) < flip, 0.0, t_real)
+        t_fake = torch.where(torch.rand(fake.shape, device=fake.device, generator=generator) < flip, 1.0, t_fake)
+    return (F.binary_cross_entropy_with_logits(real, t_real), F.binary_cross_entropy_with_logits(fake, t_fake))
 
 
 def minimax_g(fake: Tensor) -> Tensor:

@@ -23,3 +23,10 @@ def clip_weights_(D: nn.Module, c: float) -> None:
     """WGAN (Arjovsky et al. 2017): clamp every parameter of the critic to [-c, c]."""
     for p in D.parameters():
         p.clamp_(-c, c)
+
+
+def r1_penalty(D: nn.Module, real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 on real data; the loop weighs it by gamma / 2."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()

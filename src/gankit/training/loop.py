@@ -25,6 +25,7 @@ from ..observe.tensorboard import TensorBoard
 from ..observe.diagnostics import Diagnostics
 from ..observe.progress import Progress
 from .ema import ema_update_
+from .techniques import gate_closed, make_view
 from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
 from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
@@ -84,7 +85,7 @@ def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optio
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else None, "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
             "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best,
-            "lr_scale": s.lr_scale}
+            "lr_scale": s.lr_scale, "g_skipped": s.g_skipped}
 
 
 def save_if_finite(s: Setup, run: Path, step: int, epoch: int, elapsed: float, best: Optional[float]) -> bool:
@@ -104,6 +105,7 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
     s.opt_g.load_state_dict(ckpt["opt_g"])
     s.opt_d.load_state_dict(ckpt["opt_d"])
     s.lr_scale = ckpt.get("lr_scale", 1.0)
+    s.g_skipped = ckpt.get("g_skipped", 0)
     for opt, lr in ((s.opt_g, s.cfg.optim.lr_g), (s.opt_d, s.cfg.optim.lr_d)):
         for group in opt.param_groups:
             group["lr"] = lr * s.lr_scale
@@ -206,11 +208,15 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
             for b in range(step - epoch * spe, spe):
                 real = s.data.batch(perm[b * B:(b + 1) * B])  # [B, *shape]
                 z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
-                stats = d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip)
+                view = make_view(cfg.tech, step)  # instance noise, DiffAugment: what D sees
+                stats = d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip,
+                               cfg.tech.r1_gamma, view)
                 step += 1
-                if due(step, cfg.optim.n_critic):
+                if due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, stats):
+                    s.g_skipped += 1  # the generator-update gate: D is far ahead, G waits
+                elif due(step, cfg.optim.n_critic):
                     z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
-                    g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective)
+                    g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective, view)
                     if s.G_ema is not None:
                         ema_update_(s.G_ema, s.G, t.ema_decay)
                 elapsed = time.monotonic() - t_start
@@ -219,6 +225,8 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                     row = {"step": step, "epoch": epoch + 1, "time": round(elapsed, 3),
                            "img_per_s": round(B * (step - step_log) / max(now - t_log, 1e-9), 1)}
                     row.update({k: float(v) for k, v in {**stats, **g_stats}.items()})
+                    if cfg.tech.g_gate is not None:
+                        row["g_skipped"] = s.g_skipped  # G updates skipped by the gate so far
                     if not all(math.isfinite(v) for v in row.values()):  # strict JSON: null, not NaN
                         row = {k: v if math.isfinite(v) else None for k, v in row.items()}
                         row["nonfinite"] = True

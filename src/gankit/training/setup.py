@@ -1,6 +1,8 @@
 """Everything a run needs before its first step: device, data, models, optimizers, run folder."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ from ..errors import GankitError
 from ..losses import OBJECTIVES, Objective
 from ..models import build_models
 from .checkpoint import list_step_checkpoints
+from ..losses.adversarial import bce_d_targets
 from .ema import make_ema
+from .techniques import apply_spectral_norm
 from .steps import sample_z
 
 
@@ -81,6 +85,7 @@ class Setup:
     fixed_z: torch.Tensor
     G_ema: Optional[nn.Module] = None  # moving average of G's weights, when train.ema_decay is set
     lr_scale: float = 1.0  # halved at each rollback after a divergence
+    g_skipped: int = 0  # G updates skipped by the generator-update gate (tech.g_gate)
 
     @property
     def G_sample(self) -> nn.Module:
@@ -105,6 +110,8 @@ def build(cfg: Config) -> Setup:
     data = data.to(device)  # small datasets live on the device as uint8: no per-step host copies
     torch.manual_seed(t.seed)
     G, D = build_models(cfg.model, data.shape)
+    if cfg.tech.spectral_norm:
+        apply_spectral_norm(D)
     G, D = G.to(device), D.to(device)
     opt_g = make_optimizer(G.parameters(), cfg.optim, cfg.optim.lr_g)
     opt_d = make_optimizer(D.parameters(), cfg.optim, cfg.optim.lr_d)
@@ -112,4 +119,8 @@ def build(cfg: Config) -> Setup:
     fixed_z = sample_z(n_fixed, cfg.model.latent_dim, cfg.model.latent_dist,
                        generator=torch.Generator().manual_seed(t.seed + 12345)).to(device)
     G_ema = make_ema(G) if t.ema_decay else None
-    return Setup(cfg, device, data, G, D, opt_g, opt_d, OBJECTIVES.get(cfg.loss.name), fixed_z, G_ema)
+    objective = OBJECTIVES.get(cfg.loss.name)
+    if cfg.tech.label_smoothing < 1.0 or cfg.tech.label_flip > 0:  # BCE with soft or flipped targets
+        objective = dataclasses.replace(objective, d=functools.partial(
+            bce_d_targets, real_target=cfg.tech.label_smoothing, flip=cfg.tech.label_flip))
+    return Setup(cfg, device, data, G, D, opt_g, opt_d, objective, fixed_z, G_ema)

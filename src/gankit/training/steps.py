@@ -6,7 +6,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..losses import Objective, clip_weights_, gradient_penalty
+from typing import Callable, Optional
+
+from ..losses import Objective, clip_weights_, gradient_penalty, r1_penalty
+
+View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (instance noise, DiffAugment)
 
 
 def sample_z(n: int, dim: int, dist: str, device: torch.device | str = "cpu",
@@ -31,10 +35,13 @@ def d_output(logits: Tensor, obj: Objective) -> Tensor:
 
 
 def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, z: Tensor,
-           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01) -> dict[str, Tensor]:
+           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, r1_gamma: float = 0.0,
+           view: View = None) -> dict[str, Tensor]:
     """One D update on a real batch and G(z). Returns detached scalars for the log."""
     with torch.no_grad():
         fake = G(z)
+    if view is not None:
+        real, fake = view(real), view(fake)
     real_out, fake_out = D(real), D(fake)  # [N], [N]
     loss_real, loss_fake = obj.d(real_out, fake_out)
     loss = loss_real + loss_fake
@@ -43,6 +50,10 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
         gp = gradient_penalty(D, real, fake)
         loss = loss + gp_lambda * gp
         stats["gp"] = gp
+    if r1_gamma > 0:
+        r1 = r1_penalty(D, real)
+        loss = loss + 0.5 * r1_gamma * r1
+        stats["r1"] = r1
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     stats["grad_d"] = grad_norm(D)
@@ -54,10 +65,11 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
 
 
 def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
-           obj: Objective) -> dict[str, Tensor]:
+           obj: Objective, view: View = None) -> dict[str, Tensor]:
     """One G update through a D whose parameters are left untouched."""
     D.requires_grad_(False)
-    fake_out = D(G(z))
+    fake = G(z)
+    fake_out = D(view(fake) if view is not None else fake)
     loss = obj.g(fake_out)
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
