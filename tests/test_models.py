@@ -77,7 +77,7 @@ def test_attention_discriminator_concatenates_gated_and_ungated_features():
     ungated, gated = f[:, :8], f[:, 8:]
     gate = D.gate(ungated)
     assert torch.allclose(gated, gate * ungated) and gate.min() > 0 and gate.max() < 1
-    assert D.head.in_features == 16
+    assert D.head.net[-1].in_features == 16
 
 
 def test_unknown_model_lists_the_valid_names():

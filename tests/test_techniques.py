@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,3 +102,89 @@ def test_all_switches_train_together_and_the_gate_is_logged(tmp_path, idx_dir):
     assert rows[-1]["g_skipped"] == 6  # a gate at -1 is always closed: G never moved
     assert "r1" in rows[-1] and all(math.isfinite(r["loss_d"]) for r in rows)
     gankit.sample(run, 4, tmp_path / "s.png")  # G rebuilds without D's spectral-norm parametrization
+
+
+def test_pacgan_packs_samples_into_one_d_input(tmp_path):
+    from gankit.training.techniques import pack
+
+    x = torch.arange(4 * 2.0).view(4, 2)
+    assert torch.equal(pack(x, 2), torch.tensor([[0.0, 1, 2, 3], [4, 5, 6, 7]]))
+    img = torch.randn(6, 1, 8, 8)
+    assert torch.equal(pack(img, 3)[1, 2], img[5, 0])  # [N/m, m*C, H, W]
+    cfg = tiny_config("toy", tmp_path / "run", dataset="ring", tech={"pack": 4})
+    from gankit.training.setup import build
+    s = build(cfg)
+    assert s.D.net[1].in_features == 2 * 4
+    assert gankit.train(cfg, quiet=True)["steps"] == 4
+
+
+def test_minibatch_std_and_discrimination_layers():
+    from gankit.models.layers import MinibatchDiscrimination, MinibatchStd
+
+    x = torch.tensor([[0.0, 2.0], [2.0, 4.0]])
+    out = MinibatchStd()(x)
+    assert_close(out[:, 2], torch.tensor([1.0, 1.0]))  # std of each feature is 1, averaged
+    mbd = MinibatchDiscrimination(3, kernels=5)
+    same = mbd(torch.ones(4, 3))
+    assert same.shape == (4, 8)
+    assert_close(same[:, 3:], torch.full((4, 5), 3.0))  # identical samples: each sees N-1 = 3 close neighbours
+    apart = mbd(torch.randn(4, 3) * 100)[:, 3:]
+    assert (apart < 0.5).all()
+
+
+def test_experience_replay_mixes_old_fakes():
+    from gankit.training.techniques import ReplayBuffer
+
+    buf = ReplayBuffer(size=8, ratio=0.5, shape=(2,))
+    first = torch.ones(4, 2)
+    assert torch.equal(buf.mix(first), first)  # empty buffer: nothing to replay yet
+    second = buf.mix(torch.zeros(4, 2))
+    assert torch.equal(second[:2], torch.ones(2, 2)) and torch.equal(second[2:], torch.zeros(2, 2))
+    assert int(buf.count) == 8
+
+
+def test_historical_averaging_penalises_distance_to_the_mean_of_past_weights():
+    from gankit.training.techniques import HistoricalAverage
+
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ha = HistoricalAverage(net)
+    assert ha.penalty().item() == 0.0
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+    ha.update()  # mean of past weights (1, 3) = 2
+    assert ha.averages()[0].item() == 2.0 and ha.penalty().item() == 1.0
+
+
+def test_feature_matching_only_is_the_g_objective():
+    from gankit.losses import OBJECTIVES
+    from gankit.models import build_models
+    from gankit.config import ModelConfig
+    from gankit.training.steps import Extras, g_step
+
+    torch.manual_seed(0)
+    G, D = build_models(ModelConfig(name="gan-mlp", g_hidden=[8], d_hidden=[8], latent_dim=4), (2,))
+    opt = torch.optim.SGD(G.parameters(), lr=0.0)
+    real = torch.randn(16, 2)
+    stats = g_step(G, D, opt, torch.randn(16, 4), OBJECTIVES.get("nonsat"), Extras(feature_matching="only"), real)
+    assert_close(stats["loss_g"], stats["fm"])
+    added = g_step(G, D, opt, torch.randn(16, 4), OBJECTIVES.get("nonsat"), Extras(feature_matching="add"), real)
+    assert added["loss_g"] > added["fm"]
+
+
+def test_resume_is_exact_with_stateful_techniques(tmp_path, idx_dir):
+    from gankit.training.checkpoint import list_step_checkpoints, load_file
+
+    tech = {"replay_size": 32, "replay_ratio": 0.5, "historical_averaging": 0.01, "instance_noise": 0.1,
+            "feature_matching": "add", "pack": 2}
+    model = {"minibatch_std": True, "minibatch_discrimination": 4}
+    straight = gankit.train(tiny_config("dcgan", tmp_path / "a", data_dir=idx_dir, steps=8, tech=tech,
+                                        model=model), quiet=True)
+    gankit.train(tiny_config("dcgan", tmp_path / "b", data_dir=idx_dir, steps=4, tech=tech, model=model), quiet=True)
+    resumed = gankit.resume(tmp_path / "b", {"max_steps": 8}, quiet=True)
+    a = load_file(list_step_checkpoints(Path(straight["run"]))[0])
+    b = load_file(list_step_checkpoints(Path(resumed["run"]))[0])
+    for net in ("G", "D"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert torch.equal(a["tech"]["replay"]["items"], b["tech"]["replay"]["items"])

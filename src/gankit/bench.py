@@ -47,9 +47,10 @@ def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, dev
     def one_step(i: int) -> None:
         real = s.data.batch(perm[(i % n_batches) * B:(i % n_batches + 1) * B])
         z = sample_z(B, m.latent_dim, m.latent_dist, s.device)
-        d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip)
+        extras = s.extras(i)
+        d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip, extras)
         if (i + 1) % cfg.optim.n_critic == 0:
-            g_step(s.G, s.D, s.opt_g, sample_z(B, m.latent_dim, m.latent_dist, s.device), s.objective)
+            g_step(s.G, s.D, s.opt_g, sample_z(B, m.latent_dim, m.latent_dist, s.device), s.objective, extras, real)
 
     try:
         with FlopCounterMode(display=False) as counter:  # FLOPs of n_critic steps, then per step

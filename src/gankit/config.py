@@ -46,6 +46,8 @@ class ModelConfig:
     dropout: float = 0.0  # spatial dropout inside G's random residual blocks
     dropout_at_sampling: bool = True  # keep that dropout active when sampling (noise source)
     attention_hidden: int = 128  # width of the attention D's dense features and gate
+    minibatch_std: bool = False  # D: append the batch's feature standard deviation before the output layer
+    minibatch_discrimination: int = 0  # D: number of minibatch-discrimination kernels (0 = off; 50 in the paper)
 
 
 @dataclass
@@ -98,6 +100,11 @@ class TechConfig:
     spectral_norm: bool = False  # spectral normalization of every conv/linear layer of D (Miyato et al.)
     r1_gamma: float = 0.0  # R1 penalty (gamma/2) E||grad D(x_real)||^2; 0 = off
     g_gate: Optional[float] = None  # skip G's update while D's gap mean D(x) - mean D(G(z)) exceeds this
+    pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated along channels (1 = off)
+    feature_matching: Literal["off", "only", "add"] = "off"  # G matches D's mean features on real data
+    replay_size: int = 0  # experience replay: a buffer of this many old fakes shown to D again (0 = off)
+    replay_ratio: float = 0.5  # share of each fake batch drawn from the replay buffer
+    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2 for both networks
     diffaugment: str = ""  # DiffAugment policy applied to every D input: comma list of translation,cutout,color
 
 
@@ -285,6 +292,10 @@ def validate(cfg: Config) -> Config:
     if bad:
         raise GankitError(f"unknown DiffAugment policy '{bad[0]}' in tech.diffaugment; allowed: "
                           "translation, cutout, color (comma-separated)")
+    if tc.pack < 1 or t.batch_size % tc.pack:
+        raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
+    if tc.replay_size < 0 or not 0.0 <= tc.replay_ratio <= 1.0 or tc.historical_averaging < 0:
+        raise GankitError("tech.replay_size and tech.historical_averaging must be >= 0, tech.replay_ratio in [0, 1]")
     if tc.diffaugment and cfg.is_toy:
         raise GankitError("tech.diffaugment works on images; turn it off for ring and grid")
     if not 0.0 <= m.dropout < 1.0:

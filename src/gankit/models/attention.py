@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .dcgan import conv_body
-from .layers import init_dcgan_
+from .layers import DHead, init_dcgan_
 from .registry import DISCRIMINATORS
 
 
@@ -30,7 +30,8 @@ class AttentionGate(nn.Module):
 
 
 class AttentionDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, ...], width: int, hidden: int, mlp_hidden: list[int], batchnorm: bool):
+    def __init__(self, shape: tuple[int, ...], width: int, hidden: int, mlp_hidden: list[int], batchnorm: bool,
+                 minibatch_std: bool = False, mbd_kernels: int = 0):
         super().__init__()
         if len(shape) == 3:
             body, c, s0 = conv_body(shape, width, batchnorm)
@@ -44,7 +45,7 @@ class AttentionDiscriminator(nn.Module):
             body = nn.Sequential(*layers)
         self.body = nn.Sequential(body, nn.Flatten(), nn.Linear(flat, hidden), nn.LeakyReLU(0.2, True))
         self.gate = AttentionGate(hidden)
-        self.head = nn.Linear(2 * hidden, 1)
+        self.head = DHead((2 * hidden,), minibatch_std, mbd_kernels)
         init_dcgan_(self)
 
     def features(self, x: Tensor) -> Tensor:
@@ -52,9 +53,10 @@ class AttentionDiscriminator(nn.Module):
         return torch.cat([f, self.gate(f) * f], dim=1)  # [N,2h] ungated | gated
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x)).squeeze(1)  # [N] logits
+        return self.head(self.features(x))  # [N] logits
 
 
 @DISCRIMINATORS.register("attention")
 def attention_discriminator(cfg: ModelConfig, shape: tuple) -> nn.Module:
-    return AttentionDiscriminator(shape, cfg.d_width, cfg.attention_hidden, cfg.d_hidden, cfg.d_batchnorm)
+    return AttentionDiscriminator(shape, cfg.d_width, cfg.attention_hidden, cfg.d_hidden, cfg.d_batchnorm,
+                                  cfg.minibatch_std, cfg.minibatch_discrimination)

@@ -7,12 +7,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .layers import init_dcgan_, plan_resolution
+from .layers import DHead, SpatialDropout, init_dcgan_, plan_resolution
 from .registry import DISCRIMINATORS, GENERATORS
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim: int, shape: tuple[int, int, int], width: int = 64, batchnorm: bool = True):
+    def __init__(self, latent_dim: int, shape: tuple[int, int, int], width: int = 64, batchnorm: bool = True,
+                 dropout: float = 0.0, dropout_at_sampling: bool = True):
         super().__init__()
         self.latent_dim = latent_dim
         channels, size = shape[0], shape[1]
@@ -24,6 +25,8 @@ class DCGANGenerator(nn.Module):
         for _ in range(k - 1):  # each block doubles the resolution and halves the channels
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), norm(c // 2), nn.ReLU(True)]
             c //= 2
+            if dropout > 0:  # dropout as noise in G (DCGAN tips), optionally kept on at sampling
+                layers.append(SpatialDropout(dropout, dropout_at_sampling))
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         init_dcgan_(self)
@@ -47,24 +50,25 @@ def conv_body(shape: tuple[int, int, int], width: int, batchnorm: bool) -> tuple
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], width: int = 64, batchnorm: bool = True):
+    def __init__(self, shape: tuple[int, int, int], width: int = 64, batchnorm: bool = True,
+                 minibatch_std: bool = False, mbd_kernels: int = 0):
         super().__init__()
         self.body, c, s0 = conv_body(shape, width, batchnorm)
-        self.head = nn.Conv2d(c, 1, s0, 1, 0)  # [N,c,s0,s0] -> [N,1,1,1]
+        self.head = DHead((c, s0, s0), minibatch_std, mbd_kernels)  # [N,c,s0,s0] -> [N]
         init_dcgan_(self)
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x)  # [N,c,s0,s0]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x)).flatten()  # [N] logits
+        return self.head(self.features(x))  # [N] logits
 
 
 @GENERATORS.register("dcgan")
 def dcgan_generator(cfg: ModelConfig, shape: tuple) -> nn.Module:
-    return DCGANGenerator(cfg.latent_dim, shape, cfg.g_width, cfg.g_batchnorm)
+    return DCGANGenerator(cfg.latent_dim, shape, cfg.g_width, cfg.g_batchnorm, cfg.dropout, cfg.dropout_at_sampling)
 
 
 @DISCRIMINATORS.register("dcgan")
 def dcgan_discriminator(cfg: ModelConfig, shape: tuple) -> nn.Module:
-    return DCGANDiscriminator(shape, cfg.d_width, cfg.d_batchnorm)
+    return DCGANDiscriminator(shape, cfg.d_width, cfg.d_batchnorm, cfg.minibatch_std, cfg.minibatch_discrimination)

@@ -1,6 +1,7 @@
 """Blocks shared by the model families."""
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -53,3 +54,55 @@ def init_dcgan_(module: nn.Module) -> None:
 def out_activation(is_image: bool) -> nn.Module:
     """tanh for images in [-1, 1]; identity for unbounded 2-D points."""
     return nn.Tanh() if is_image else nn.Identity()
+
+
+class MinibatchStd(nn.Module):
+    """Append one feature: the standard deviation of each feature over the batch, averaged (Karras et al.
+    2018). Lets D see how varied a batch is. [N,C,H,W] -> [N,C+1,H,W]; [N,F] -> [N,F+1]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        std = x.std(dim=0, unbiased=False).mean()  # scalar over the batch
+        extra = std.expand(x.shape[0], 1, *x.shape[2:])
+        return torch.cat([x, extra], dim=1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: features f [N,A] times a tensor T [A,B,C] give M [N,B,C]; for each kernel b,
+    o_b(x_i) = sum_{j != i} exp(-||M_ib - M_jb||_1). Returns [N, A+B] = f | o."""
+
+    def __init__(self, in_features: int, kernels: int, kernel_dim: int = 16):
+        super().__init__()
+        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.1)
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+
+    def forward(self, f: Tensor) -> Tensor:
+        m = (f @ self.T).view(-1, self.kernels, self.kernel_dim)  # [N,B,C]
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # [N,N,B] pairwise L1 per kernel
+        o = torch.exp(-l1).sum(1) - 1  # [N,B], minus the i == j term exp(0) = 1
+        return torch.cat([f, o], dim=1)
+
+
+class DHead(nn.Module):
+    """D's output layer over features of shape (C, H, W) or (F,), with the optional batch-level layers
+    (minibatch standard deviation, minibatch discrimination) in front of it. Returns [N] logits."""
+
+    def __init__(self, feat_shape: tuple[int, ...], minibatch_std: bool = False, mbd_kernels: int = 0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        shape = tuple(feat_shape)
+        if minibatch_std:
+            layers.append(MinibatchStd())
+            shape = (shape[0] + 1, *shape[1:])
+        if len(shape) == 3 and not mbd_kernels:
+            layers.append(nn.Conv2d(shape[0], 1, shape[1], 1, 0))  # [N,C,s0,s0] -> [N,1,1,1]
+        else:
+            layers.append(nn.Flatten())
+            width = int(torch.tensor(shape).prod())
+            if mbd_kernels:
+                layers.append(MinibatchDiscrimination(width, mbd_kernels))
+                width += mbd_kernels
+            layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, f: Tensor) -> Tensor:
+        return self.net(f).flatten()  # [N]

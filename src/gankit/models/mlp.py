@@ -10,7 +10,7 @@ import math
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from .layers import out_activation
+from .layers import DHead, out_activation
 from .registry import DISCRIMINATORS, GENERATORS
 
 
@@ -34,18 +34,21 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, shape: tuple[int, ...], hidden: list[int]):
+    def __init__(self, shape: tuple[int, ...], hidden: list[int], minibatch_std: bool = False, mbd_kernels: int = 0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(shape)
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
             width = h
-        layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        self.head = DHead((width,), minibatch_std, mbd_kernels)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.net(x)  # [N,width] last hidden layer
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)  # [N] logits
+        return self.head(self.features(x))  # [N] logits
 
 
 @GENERATORS.register("mlp")
@@ -55,4 +58,4 @@ def mlp_generator(cfg: ModelConfig, shape: tuple[int, ...]) -> nn.Module:
 
 @DISCRIMINATORS.register("mlp")
 def mlp_discriminator(cfg: ModelConfig, shape: tuple[int, ...]) -> nn.Module:
-    return MLPDiscriminator(shape, cfg.d_hidden)
+    return MLPDiscriminator(shape, cfg.d_hidden, cfg.minibatch_std, cfg.minibatch_discrimination)

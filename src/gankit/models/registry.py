@@ -22,11 +22,13 @@ MODELS.register("dcgan-attn")(("dcgan", "attention"))
 MODELS.register("resnet-attn")(("resnet", "attention"))
 
 
-def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for data whose examples have `shape` ((C, H, W) or (2,))."""
+def build_models(cfg: ModelConfig, shape: tuple[int, ...],
+                 d_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for data whose examples have `shape` ((C, H, W) or (2,)); D's input may differ
+    (d_shape: PacGAN packs several samples into one D input)."""
     g_name, d_name = MODELS.get(cfg.name)
     g_name, d_name = cfg.g or g_name, cfg.d or d_name
     if len(shape) == 1 and (g_name != "mlp" or d_name not in ("mlp", "attention")):
         raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; "
                           "use --model gan-mlp for ring and grid")
-    return GENERATORS.get(g_name)(cfg, shape), DISCRIMINATORS.get(d_name)(cfg, shape)
+    return GENERATORS.get(g_name)(cfg, shape), DISCRIMINATORS.get(d_name)(cfg, d_shape or shape)

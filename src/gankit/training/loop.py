@@ -25,7 +25,7 @@ from ..observe.tensorboard import TensorBoard
 from ..observe.diagnostics import Diagnostics
 from ..observe.progress import Progress
 from .ema import ema_update_
-from .techniques import gate_closed, make_view
+from .techniques import gate_closed
 from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
 from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
@@ -85,7 +85,7 @@ def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optio
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else None, "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
             "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best,
-            "lr_scale": s.lr_scale, "g_skipped": s.g_skipped}
+            "lr_scale": s.lr_scale, "g_skipped": s.g_skipped, "tech": s.technique_state()}
 
 
 def save_if_finite(s: Setup, run: Path, step: int, epoch: int, elapsed: float, best: Optional[float]) -> bool:
@@ -106,6 +106,7 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
     s.opt_d.load_state_dict(ckpt["opt_d"])
     s.lr_scale = ckpt.get("lr_scale", 1.0)
     s.g_skipped = ckpt.get("g_skipped", 0)
+    s.load_technique_state(ckpt.get("tech", {}))
     for opt, lr in ((s.opt_g, s.cfg.optim.lr_g), (s.opt_d, s.cfg.optim.lr_d)):
         for group in opt.param_groups:
             group["lr"] = lr * s.lr_scale
@@ -208,15 +209,14 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
             for b in range(step - epoch * spe, spe):
                 real = s.data.batch(perm[b * B:(b + 1) * B])  # [B, *shape]
                 z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
-                view = make_view(cfg.tech, step)  # instance noise, DiffAugment: what D sees
-                stats = d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip,
-                               cfg.tech.r1_gamma, view)
+                extras = s.extras(step)  # techniques acting inside the steps (augment, noise, pack, ...)
+                stats = d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip, extras)
                 step += 1
                 if due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, stats):
                     s.g_skipped += 1  # the generator-update gate: D is far ahead, G waits
                 elif due(step, cfg.optim.n_critic):
                     z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
-                    g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective, view)
+                    g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective, extras, real)
                     if s.G_ema is not None:
                         ema_update_(s.G_ema, s.G, t.ema_decay)
                 elapsed = time.monotonic() - t_start

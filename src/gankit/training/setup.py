@@ -19,7 +19,8 @@ from ..models import build_models
 from .checkpoint import list_step_checkpoints
 from ..losses.adversarial import bce_d_targets
 from .ema import make_ema
-from .techniques import apply_spectral_norm
+from .steps import Extras
+from .techniques import HistoricalAverage, ReplayBuffer, apply_spectral_norm, make_view, packed_shape
 from .steps import sample_z
 
 
@@ -86,6 +87,25 @@ class Setup:
     G_ema: Optional[nn.Module] = None  # moving average of G's weights, when train.ema_decay is set
     lr_scale: float = 1.0  # halved at each rollback after a divergence
     g_skipped: int = 0  # G updates skipped by the generator-update gate (tech.g_gate)
+    replay: Optional[nn.Module] = None  # experience replay buffer (tech.replay_size)
+    ha_g: Optional[nn.Module] = None  # historical averages (tech.historical_averaging)
+    ha_d: Optional[nn.Module] = None
+
+    def extras(self, step: int) -> Extras:
+        """The techniques acting inside the D and G steps at this step."""
+        tc = self.cfg.tech
+        return Extras(make_view(tc, step), tc.r1_gamma, self.replay, self.ha_d, self.ha_g,
+                      tc.historical_averaging, tc.feature_matching)
+
+    def technique_state(self) -> dict:
+        """Tensors the techniques keep, saved in checkpoints for exact resume."""
+        return {k: m.state_dict() for k, m in (("replay", self.replay), ("ha_g", self.ha_g), ("ha_d", self.ha_d))
+                if m is not None}
+
+    def load_technique_state(self, state: dict) -> None:
+        for k, m in (("replay", self.replay), ("ha_g", self.ha_g), ("ha_d", self.ha_d)):
+            if m is not None and k in state:
+                m.load_state_dict(state[k])
 
     @property
     def G_sample(self) -> nn.Module:
@@ -109,7 +129,7 @@ def build(cfg: Config) -> Setup:
                           "lower --batch-size or add data")
     data = data.to(device)  # small datasets live on the device as uint8: no per-step host copies
     torch.manual_seed(t.seed)
-    G, D = build_models(cfg.model, data.shape)
+    G, D = build_models(cfg.model, data.shape, packed_shape(data.shape, cfg.tech.pack))
     if cfg.tech.spectral_norm:
         apply_spectral_norm(D)
     G, D = G.to(device), D.to(device)
@@ -119,8 +139,12 @@ def build(cfg: Config) -> Setup:
     fixed_z = sample_z(n_fixed, cfg.model.latent_dim, cfg.model.latent_dist,
                        generator=torch.Generator().manual_seed(t.seed + 12345)).to(device)
     G_ema = make_ema(G) if t.ema_decay else None
+    tc = cfg.tech
+    replay = ReplayBuffer(tc.replay_size, tc.replay_ratio, data.shape).to(device) if tc.replay_size else None
+    ha = (HistoricalAverage(G), HistoricalAverage(D)) if tc.historical_averaging else (None, None)
     objective = OBJECTIVES.get(cfg.loss.name)
     if cfg.tech.label_smoothing < 1.0 or cfg.tech.label_flip > 0:  # BCE with soft or flipped targets
         objective = dataclasses.replace(objective, d=functools.partial(
             bce_d_targets, real_target=cfg.tech.label_smoothing, flip=cfg.tech.label_flip))
-    return Setup(cfg, device, data, G, D, opt_g, opt_d, objective, fixed_z, G_ema)
+    return Setup(cfg, device, data, G, D, opt_g, opt_d, objective, fixed_z, G_ema, replay=replay,
+                 ha_g=ha[0], ha_d=ha[1])

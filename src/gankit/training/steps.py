@@ -6,11 +6,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..losses import Objective, clip_weights_, gradient_penalty, r1_penalty
 
-View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (instance noise, DiffAugment)
+View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (DiffAugment, instance noise, packing)
+
+
+@dataclass
+class Extras:
+    """The techniques acting inside a step (all off by default)."""
+    view: View = None
+    r1_gamma: float = 0.0
+    replay: Optional[nn.Module] = None  # ReplayBuffer: old fakes mixed into D's fake batch
+    ha_d: Optional[nn.Module] = None  # HistoricalAverage of D's weights
+    ha_g: Optional[nn.Module] = None  # HistoricalAverage of G's weights
+    ha_weight: float = 0.0
+    feature_matching: str = "off"  # off | only | add
+
+
+NO_EXTRAS = Extras()
+
+
+def _seen(x: Tensor, e: Extras) -> Tensor:
+    return e.view(x) if e.view is not None else x
 
 
 def sample_z(n: int, dim: int, dist: str, device: torch.device | str = "cpu",
@@ -35,13 +55,13 @@ def d_output(logits: Tensor, obj: Objective) -> Tensor:
 
 
 def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, z: Tensor,
-           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, r1_gamma: float = 0.0,
-           view: View = None) -> dict[str, Tensor]:
+           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, e: Extras = NO_EXTRAS) -> dict[str, Tensor]:
     """One D update on a real batch and G(z). Returns detached scalars for the log."""
     with torch.no_grad():
         fake = G(z)
-    if view is not None:
-        real, fake = view(real), view(fake)
+    if e.replay is not None:
+        fake = e.replay.mix(fake)
+    real, fake = _seen(real, e), _seen(fake, e)  # [N/pack, ...] as D sees them
     real_out, fake_out = D(real), D(fake)  # [N], [N]
     loss_real, loss_fake = obj.d(real_out, fake_out)
     loss = loss_real + loss_fake
@@ -50,14 +70,20 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
         gp = gradient_penalty(D, real, fake)
         loss = loss + gp_lambda * gp
         stats["gp"] = gp
-    if r1_gamma > 0:
+    if e.r1_gamma > 0:
         r1 = r1_penalty(D, real)
-        loss = loss + 0.5 * r1_gamma * r1
+        loss = loss + 0.5 * e.r1_gamma * r1
         stats["r1"] = r1
+    if e.ha_d is not None:
+        ha = e.ha_d.penalty()
+        loss = loss + e.ha_weight * ha
+        stats["ha_d"] = ha
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     stats["grad_d"] = grad_norm(D)
     opt_d.step()
+    if e.ha_d is not None:
+        e.ha_d.update()
     if obj.clip_weights:
         clip_weights_(D, clip)
     stats.update(loss_d=loss, d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
@@ -65,15 +91,33 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
 
 
 def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
-           obj: Objective, view: View = None) -> dict[str, Tensor]:
+           obj: Objective, e: Extras = NO_EXTRAS, real: Optional[Tensor] = None) -> dict[str, Tensor]:
     """One G update through a D whose parameters are left untouched."""
     D.requires_grad_(False)
-    fake = G(z)
-    fake_out = D(view(fake) if view is not None else fake)
-    loss = obj.g(fake_out)
+    fake = _seen(G(z), e)
+    stats = {}
+    if e.feature_matching == "only":  # feature matching alone: G's objective is D's features, not its output
+        with torch.no_grad():
+            fake_out = D(fake)
+        loss = fake.new_zeros(())
+    else:
+        fake_out = D(fake)
+        loss = obj.g(fake_out)
+    if e.feature_matching != "off":  # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's features
+        with torch.no_grad():
+            f_real = D.features(_seen(real, e)).flatten(1).mean(0)
+        fm = (f_real - D.features(fake).flatten(1).mean(0)).pow(2).sum()
+        loss = loss + fm
+        stats["fm"] = fm.detach()
+    if e.ha_g is not None:
+        ha = e.ha_g.penalty()
+        loss = loss + e.ha_weight * ha
+        stats["ha_g"] = ha.detach()
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     norm = grad_norm(G)
     opt_g.step()
+    if e.ha_g is not None:
+        e.ha_g.update()
     D.requires_grad_(True)
-    return {"loss_g": loss.detach(), "d_fake_g": d_output(fake_out, obj).detach(), "grad_g": norm}
+    return {"loss_g": loss.detach(), "d_fake_g": d_output(fake_out, obj).detach(), "grad_g": norm, **stats}

@@ -60,16 +60,17 @@ AUGMENTS = {"color": color, "translation": translation, "cutout": cutout}
 
 
 def make_view(tech: TechConfig, step: int) -> Optional[Callable[[Tensor], Tensor]]:
-    """The function applied to every D input at this step, or None when no technique changes it."""
+    """The function applied to every D input at this step (augment, add noise, pack), or None."""
     policies = [AUGMENTS[p] for p in ("color", "translation", "cutout") if p in tech.diffaugment.split(",")]
     sigma = tech.instance_noise * max(0.0, 1.0 - step / max(tech.instance_noise_steps, 1))
-    if not policies and sigma == 0:
+    if not policies and sigma == 0 and tech.pack == 1:
         return None
 
     def view(x: Tensor) -> Tensor:
         for f in policies:
             x = f(x)
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+        x = x + sigma * torch.randn_like(x) if sigma > 0 else x
+        return pack(x, tech.pack)
 
     return view
 
@@ -87,3 +88,61 @@ def gate_closed(tech: TechConfig, stats: dict[str, Tensor]) -> bool:
     if tech.g_gate is None:
         return False
     return float(stats["d_real"] - stats["d_fake"]) > tech.g_gate
+
+
+def pack(x: Tensor, m: int) -> Tensor:
+    """PacGAN: group m consecutive samples into one D input. [N,C,H,W] -> [N/m, m*C, H, W]; [N,F] -> [N/m, m*F]."""
+    if m == 1:
+        return x
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+
+
+def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+    return (shape[0] * m, *shape[1:])
+
+
+class ReplayBuffer(nn.Module):
+    """Experience replay: D sees a share of old fakes again (a FIFO of `size` samples, kept in checkpoints)."""
+
+    def __init__(self, size: int, ratio: float, shape: tuple[int, ...]):
+        super().__init__()
+        self.ratio = ratio
+        self.register_buffer("items", torch.zeros(size, *shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))  # samples pushed so far
+
+    @torch.no_grad()
+    def mix(self, fake: Tensor) -> Tensor:
+        """Replace a `ratio` share of the fake batch with stored fakes, then store the new ones."""
+        size, filled = len(self.items), int(min(self.count, len(self.items)))
+        out = fake
+        k = int(self.ratio * len(fake))
+        if filled >= k > 0:
+            idx = torch.randint(0, filled, (k,), device=fake.device)
+            out = torch.cat([self.items[idx], fake[k:]])
+        pos = (int(self.count) + torch.arange(len(fake), device=fake.device)) % size
+        self.items[pos[-size:]] = fake[-size:].detach()
+        self.count += len(fake)
+        return out
+
+
+class HistoricalAverage(nn.Module):
+    """Salimans et al. 2016: penalty ||theta - (1/t) sum_i theta_i||^2 against the running mean of past weights."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        for i, p in enumerate(self.params):
+            self.register_buffer(f"avg{i}", p.detach().clone())
+        self.register_buffer("t", torch.ones((), dtype=torch.long))
+
+    def averages(self) -> list[Tensor]:
+        return [getattr(self, f"avg{i}") for i in range(len(self.params))]
+
+    def penalty(self) -> Tensor:
+        return sum(((p - a) ** 2).sum() for p, a in zip(self.params, self.averages()))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.t += 1
+        for p, a in zip(self.params, self.averages()):
+            a.add_((p - a) / self.t)
