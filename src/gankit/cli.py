@@ -100,6 +100,15 @@ def _bench_parser(sub) -> None:
     s.add_argument("--batch-size", type=int, help="override the preset's batch size")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true", help="print one JSON object per preset")
+    t = bsub.add_parser("toy2d", help="techniques on ring and grid: modes, %% high quality, reverse KL")
+    t.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
+    t.add_argument("--datasets", default="ring,grid", help="comma list of ring, grid (default both)")
+    t.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10)")
+    t.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override the toy preset for every run, e.g. --set train.epochs=20")
+    t.add_argument("--list", action="store_true", help="list the configurations and exit")
+    t.add_argument("--json", action="store_true", help="print one JSON object per run")
 
 
 def _eval_parser(sub) -> None:
@@ -234,6 +243,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "toy2d":
+        return cmd_bench_toy2d(args)
     from .bench import format_speed_table, speed
 
     rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device)
@@ -243,6 +254,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(json.dumps(r))
     else:
         print(format_speed_table(rows))
+    return 0
+
+
+def cmd_bench_toy2d(args: argparse.Namespace) -> int:
+    from .bench_toy2d import TOY_CONFIGS, bench_toy2d, format_toy_table
+    from .config import parse_override
+
+    if args.list:
+        for name, over in TOY_CONFIGS.items():
+            print(f"{name:<17} {json.dumps(over)}")
+        return 0
+    configs = args.configs.split(",") if args.configs else list(TOY_CONFIGS)
+    datasets = [d for d in args.datasets.split(",") if d]
+    if any(d not in ("ring", "grid") for d in datasets):
+        raise GankitError(f"--datasets takes ring and/or grid, got '{args.datasets}'")
+    results = bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out,
+                          log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        for r in results:
+            print(json.dumps(r))
+    else:
+        print(format_toy_table(results))
     return 0
 
 
