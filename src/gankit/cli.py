@@ -249,11 +249,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device)
             for p in (args.preset or ["dcgan"])]
-    if args.json:
-        for r in rows:
-            print(json.dumps(r))
-    else:
-        print(format_speed_table(rows))
+    return _print_rows(rows, args.json, format_speed_table)
+
+
+def _print_rows(rows: list[dict], as_json: bool, table) -> int:
+    """One JSON object per line with --json, else a table a person reads."""
+    print("\n".join(json.dumps(r) for r in rows) if as_json else table(rows))
     return 0
 
 
@@ -271,12 +272,7 @@ def cmd_bench_toy2d(args: argparse.Namespace) -> int:
         raise GankitError(f"--datasets takes ring and/or grid, got '{args.datasets}'")
     results = bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out,
                           log=lambda m: print(m, file=sys.stderr))
-    if args.json:
-        for r in results:
-            print(json.dumps(r))
-    else:
-        print(format_toy_table(results))
-    return 0
+    return _print_rows(results, args.json, format_toy_table)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -71,24 +71,26 @@ class Diagnostics:
             self.grad_g.append(row["grad_g"])
         if row.get("loss_g") is not None:
             self.loss_g.append(row["loss_g"])
-        if self.probabilities and len(self.d_fake) == self.d_fake.maxlen:
-            mean = sum(self.d_fake) / len(self.d_fake)
-            if mean < self.d.d_fake_floor:
-                self._warn("d_overpowering", step, epoch,
-                           f"discriminator overpowering at step {step}: mean D(G(z)) = {mean:.4f} over the last "
-                           f"{len(self.d_fake)} steps (threshold {self.d.d_fake_floor}); G gets almost no signal. "
-                           "Try a lower --lr-d or higher --lr-g, fewer D steps (--n-critic), or the nonsat/hinge loss")
-            elif mean > 2 * self.d.d_fake_floor:
-                self._clear("d_overpowering")
-        if len(self.grad_g) == self.grad_g.maxlen:
-            mean = sum(self.grad_g) / len(self.grad_g)
-            if mean < self.d.grad_g_floor:
-                self._warn("vanishing_gradient", step, epoch,
-                           f"vanishing generator gradient at step {step}: mean ||grad G|| = {mean:.2e} over the last "
-                           f"{len(self.grad_g)} steps (threshold {self.d.grad_g_floor:g}). Try the non-saturating "
-                           "loss (--loss nonsat) instead of minimax, or a weaker discriminator")
-            elif mean > 2 * self.d.grad_g_floor:
-                self._clear("vanishing_gradient")
+        if self.probabilities:
+            self._floor_check("d_overpowering", self.d_fake, self.d.d_fake_floor, step, epoch, lambda m: (
+                f"discriminator overpowering at step {step}: mean D(G(z)) = {m:.4f} over the last "
+                f"{len(self.d_fake)} steps (threshold {self.d.d_fake_floor}); G gets almost no signal. Try a "
+                "lower --lr-d or higher --lr-g, fewer D steps (--n-critic), or the nonsat/hinge loss"))
+        self._floor_check("vanishing_gradient", self.grad_g, self.d.grad_g_floor, step, epoch, lambda m: (
+            f"vanishing generator gradient at step {step}: mean ||grad G|| = {m:.2e} over the last "
+            f"{len(self.grad_g)} steps (threshold {self.d.grad_g_floor:g}). Try the non-saturating loss "
+            "(--loss nonsat) instead of minimax, or a weaker discriminator"))
+
+    def _floor_check(self, kind: str, window: deque, floor: float, step: int, epoch: int,
+                     message: Callable[[float], str]) -> None:
+        """Warn when a full window's mean falls below floor; re-arm once it is back above twice the floor."""
+        if len(window) < window.maxlen:
+            return
+        mean = sum(window) / len(window)
+        if mean < floor:
+            self._warn(kind, step, epoch, message(mean))
+        elif mean > 2 * floor:
+            self._clear(kind)
 
     def on_eval(self, values: dict, improved: bool, step: int, epoch: int) -> None:
         """Called after each evaluation during training."""
@@ -113,23 +115,18 @@ class Diagnostics:
         """Called with the fixed-z samples at each epoch's end. Returns the diversity measure."""
         if not self.d.enabled:
             return None
-        if samples.dim() == 2:  # 2-D points: modes captured
+        if samples.dim() == 2:  # 2-D points: the share of modes captured
             m = toy_modes(samples.cpu(), self.cfg.data.dataset)
-            share = m["modes"] / m["total_modes"]
-            if share < self.d.collapse_modes:
-                self._warn("mode_collapse", step, epoch,
-                           f"mode collapse at epoch {epoch}: the fixed-z samples capture {m['modes']} of "
-                           f"{m['total_modes']} modes (threshold {self.d.collapse_modes:.0%}). Try a lower learning "
-                           "rate, more D steps, or a technique against collapse (PacGAN, minibatch discrimination)")
-            else:
-                self._clear("mode_collapse")
-            return share
-        ratio = diversity(samples.cpu()) / max(self.real_diversity or 1e-12, 1e-12)
-        if ratio < self.d.collapse_ratio:
+            value, floor = m["modes"] / m["total_modes"], self.d.collapse_modes
+            seen = f"the fixed-z samples capture {m['modes']} of {m['total_modes']} modes (threshold {floor:.0%})"
+        else:  # images: diversity relative to real data
+            value = diversity(samples.cpu()) / max(self.real_diversity or 1e-12, 1e-12)
+            floor = self.d.collapse_ratio
+            seen = f"the fixed-z samples are {value:.2f}x as diverse as real data (threshold {floor})"
+        if value < floor:
             self._warn("mode_collapse", step, epoch,
-                       f"mode collapse at epoch {epoch}: the fixed-z samples are {ratio:.2f}x as diverse as real "
-                       f"data (threshold {self.d.collapse_ratio}). Try a lower learning rate, label smoothing, or "
-                       "a technique against collapse (minibatch discrimination, PacGAN)")
+                       f"mode collapse at epoch {epoch}: {seen}. Try a lower learning rate, label smoothing, or a "
+                       "technique against collapse (minibatch discrimination, PacGAN)")
         else:
             self._clear("mode_collapse")
-        return ratio
+        return value
