@@ -28,7 +28,7 @@ TOY_CONFIGS: dict[str, dict] = {
     "label-smoothing": {"tech": {"label_smoothing": 0.9}},
     "instance-noise": {"tech": {"instance_noise": 0.05}},
     "feature-matching": {"tech": {"feature_matching": "add"}},
-    "best": {"tech": {"pack": 4}, "train": {"ema_decay": 0.999}},
+    "PacGAN4+EMA": {"tech": {"pack": 4}, "train": {"ema_decay": 0.999}},
 }
 
 
