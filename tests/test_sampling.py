@@ -52,3 +52,27 @@ def test_bad_requests(image_run, tmp_path):
     with pytest.raises(GankitError, match="has no checkpoints"):
         (tmp_path / "empty").mkdir()
         gankit.sample(tmp_path / "empty", 4, tmp_path / "x.png")
+
+
+def test_an_ensemble_of_seeds_samples_as_a_mixture(tmp_path):
+    import torch
+
+    from gankit.cli import main
+    from gankit.sampling import generate
+
+    runs = [gankit.train(tiny_config("toy", tmp_path / f"s{seed}", dataset="ring", train={"seed": seed}),
+                         quiet=True)["run"] for seed in (0, 1)]
+    mix = np.load(gankit.sample(runs, 400, tmp_path / "mix.npz", seed=3))["samples"]
+    assert mix.shape == (400, 2)
+    # each sample's member is drawn uniformly; the mixture holds exactly the members' own draws
+    counts = torch.bincount(torch.randint(2, (400,), generator=torch.Generator().manual_seed(3)), minlength=2)
+    assert 150 < counts[0] < 250
+    members = []
+    for i, run in enumerate(runs):
+        G, cfg, _ = gankit.load_generator(run)
+        members.append(generate(G, cfg, int(counts[i]), seed=3 * 1000 + i).numpy())
+    expected = np.concatenate(members)
+    assert np.allclose(np.sort(mix, axis=0), np.sort(expected, axis=0), atol=1e-5)
+    assert main(["sample", *runs, "--num", "10", "--out", str(tmp_path / "m.png")]) == 0
+    assert torch.equal(torch.from_numpy(mix), torch.from_numpy(np.load(gankit.sample(runs, 400, tmp_path / "again.npz",
+                                                                                    seed=3))["samples"]))

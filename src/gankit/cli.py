@@ -83,7 +83,8 @@ def _sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained run",
                        description="Write N samples of a run to a PNG grid or an .npz file "
                                    "(key images: uint8 N x H x W x C; key samples: float32 N x 2 for 2-D data).")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
+                   help="a run folder; several folders sample their ensemble (an equal-weight mixture)")
     p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, metavar="FILE.png|FILE.npz")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")

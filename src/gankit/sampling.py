@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -49,20 +49,41 @@ def generate(G: nn.Module, cfg: Config, num: int, seed: int = 0, batch_size: int
     return torch.cat(out)
 
 
-def sample(run_dir: str | Path, num: int, out: str | Path, seed: int = 0,
+def generate_mixture(runs: Sequence[str | Path], num: int, seed: int = 0, checkpoint: Optional[str] = None,
+                     device: str = "cpu") -> tuple[torch.Tensor, Config, str]:
+    """Samples of an ensemble of runs (e.g. the same GAN trained with different seeds) as an equal-weight
+    mixture: each sample's component is drawn uniformly. Returns (samples, first config, description)."""
+    gens = [load_generator(r, checkpoint, device) for r in runs]
+    shapes = {tuple(g[0](torch.zeros(2, g[1].model.latent_dim, device=device)).shape[1:]) for g in gens}
+    if len(shapes) > 1:
+        raise GankitError(f"the runs of an ensemble must make samples of one shape, got {sorted(shapes)}")
+    if len(gens) == 1:
+        G, cfg, path = gens[0]
+        return generate(G, cfg, num, seed=seed, device=device), cfg, path.stem
+    gen = torch.Generator().manual_seed(seed)
+    component = torch.randint(len(gens), (num,), generator=gen)  # [num] which member draws each sample
+    counts = torch.bincount(component, minlength=len(gens)).tolist()
+    parts = [generate(G, cfg, n, seed=seed * 1000 + i, device=device)
+             for i, ((G, cfg, _), n) in enumerate(zip(gens, counts)) if n > 0]
+    x = torch.cat(parts)[torch.randperm(num, generator=gen)]  # interleave the members
+    return x, gens[0][1], f"an ensemble of {len(gens)} runs"
+
+
+def sample(run_dir: str | Path | Sequence[str | Path], num: int, out: str | Path, seed: int = 0,
            checkpoint: Optional[str] = None, device: str = "cpu") -> Path:
-    """Write `num` samples to out (.png grid/scatter or .npz). Returns the path written."""
+    """Write `num` samples to out (.png grid/scatter or .npz). Returns the path written.
+    Several run folders sample their ensemble: an equal-weight mixture of the runs' generators."""
     out = Path(out)
     if out.suffix not in (".png", ".npz"):
         raise GankitError(f"output '{out}' must end in .png or .npz")
     if num <= 0:
         raise GankitError(f"--num must be positive, got {num}")
-    G, cfg, path = load_generator(run_dir, checkpoint, device)
-    x = generate(G, cfg, num, seed=seed, device=device)
+    runs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    x, cfg, source = generate_mixture(runs, num, seed, checkpoint, device)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
         centers = toy_centers(cfg.data.dataset) if cfg.is_toy else None
-        save_samples(x, out, centers=centers, title=f"{num} samples from {path.stem}")
+        save_samples(x, out, centers=centers, title=f"{num} samples from {source}")
     elif x.dim() == 4:
         images = to_uint8(x).permute(0, 2, 3, 1).numpy()  # [N,C,H,W] -> [N,H,W,C] uint8
         np.savez_compressed(out, images=images)
