@@ -20,6 +20,13 @@ from .training.steps import sample_z
 def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
                    device: str | torch.device = "cpu") -> tuple[nn.Module, Config, Path]:
     """Rebuild G from a run's checkpoint (newest if `checkpoint` is None), in eval mode."""
+    G, cfg, path, _ = load_generator_checkpoint(run_dir, checkpoint, device)
+    return G, cfg, path
+
+
+def load_generator_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
+                              device: str | torch.device = "cpu") -> tuple[nn.Module, Config, Path, dict]:
+    """load_generator, plus the checkpoint dict it was read from (step, shape, ...)."""
     run = Path(run_dir)
     if not run.is_dir():
         raise GankitError(f"run folder '{run}' does not exist; give the --out folder of a gankit train run")
@@ -31,7 +38,7 @@ def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
     cfg = config_from_dict(ckpt["config"])
     G, _ = build_models(cfg.model, tuple(ckpt["shape"]))
     G.load_state_dict(ckpt.get("G_ema") or ckpt["G"])  # the EMA weights when the run kept them
-    return G.to(device).eval(), cfg, path
+    return G.to(device).eval(), cfg, path, ckpt
 
 
 @torch.no_grad()
@@ -53,8 +60,9 @@ def generate_mixture(runs: Sequence[str | Path], num: int, seed: int = 0, checkp
                      device: str = "cpu") -> tuple[torch.Tensor, Config, str]:
     """Samples of an ensemble of runs (e.g. the same GAN trained with different seeds) as an equal-weight
     mixture: each sample's component is drawn uniformly. Returns (samples, first config, description)."""
-    gens = [load_generator(r, checkpoint, device) for r in runs]
-    shapes = {tuple(g[0](torch.zeros(2, g[1].model.latent_dim, device=device)).shape[1:]) for g in gens}
+    loaded = [load_generator_checkpoint(r, checkpoint, device) for r in runs]
+    gens = [g[:3] for g in loaded]
+    shapes = {tuple(g[3]["shape"]) for g in loaded}
     if len(shapes) > 1:
         raise GankitError(f"the runs of an ensemble must make samples of one shape, got {sorted(shapes)}")
     if len(gens) == 1:

@@ -112,10 +112,15 @@ def _download(name: str, cfg: DataConfig, dirs: list[Path]) -> None:
         raise _not_found(name, dirs, f"the download failed ({type(e).__name__})") from None
 
 
+def cifar10_roots(data_dir: Optional[str]) -> list[Path]:
+    """Folders that may hold torchvision's cifar-10-batches-py, in search order."""
+    return [Path(p) for p in (data_dir, os.environ.get("GANKIT_DATA")) if p] + [cache_root()]
+
+
 def _load_cifar10(cfg: DataConfig) -> tuple[Tensor, Tensor]:
     import torchvision.datasets as tvd
 
-    roots = [Path(p) for p in (cfg.data_dir, os.environ.get("GANKIT_DATA")) if p] + [cache_root()]
+    roots = cifar10_roots(cfg.data_dir)
     for root in roots:
         if (root / "cifar-10-batches-py").is_dir():
             ds = tvd.CIFAR10(str(root), train=True, download=False)

@@ -5,7 +5,6 @@ and which reference set and split produced it: FID is only comparable when all o
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -73,7 +72,9 @@ def load_set(spec: str, num: Optional[int], data_dir: Optional[str] = None, seed
 
 
 def _cache_path(x: torch.Tensor, extractor: Extractor) -> Path:
-    h = hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()[:16]
+    from .judge import content_hash
+
+    h = content_hash(x)
     root = Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "stats"
     return root / f"{extractor.cache_id}-{h}.npz"
 
@@ -154,7 +155,7 @@ def evaluate_run(run_dir: str, metrics: Optional[list[str]] = None, features: st
                  inception_weights: Optional[str] = None, real_stats: Optional[str] = None,
                  device: str = "cpu", record: bool = True) -> dict:
     """Score a run's newest (or named) checkpoint against its training data; append to metrics.json."""
-    from ..sampling import generate, load_generator
+    from ..sampling import generate, load_generator_checkpoint
 
     t0 = time.time()
     run = Path(run_dir)
@@ -163,7 +164,7 @@ def evaluate_run(run_dir: str, metrics: Optional[list[str]] = None, features: st
     cfg = config_from_dict(load_yaml(run / "config.yaml"))
     metrics = metrics or (["modes"] if cfg.is_toy else ["fid", "kid", "is", "pr"])
     num = num or (2500 if cfg.is_toy else 10000)
-    G, gcfg, path = load_generator(run, checkpoint, device)
+    G, gcfg, path, ckpt = load_generator_checkpoint(run, checkpoint, device)
     fake = generate(G, gcfg, num, seed=seed, device=device)
     if not cfg.is_toy:
         from ..data import to_uint8
@@ -175,8 +176,7 @@ def evaluate_run(run_dir: str, metrics: Optional[list[str]] = None, features: st
     spec = cfg.data.dataset
     factory = lambda: choose_extractor(features, spec, cfg.data.data_dir, inception_weights, device)  # noqa: E731
     values, info = score(real, fake, metrics, spec, factory, real_stats)
-    ckpt_step = int(torch.load(path, map_location="cpu", weights_only=True)["step"])
-    result = {"metrics": values, "features": info, "step": ckpt_step, "checkpoint": path.name,
+    result = {"metrics": values, "features": info, "step": int(ckpt["step"]), "checkpoint": path.name,
               "real": {"source": spec, "kind": "dataset", "split": "train", "n": len(real)},
               "fake": {"source": f"{run.name}/{path.name}", "kind": "generator", "n": len(fake), "seed": seed},
               "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -201,8 +201,6 @@ class RunEvaluator:
     HIGHER_IS_BETTER = {"is": True, "fid": False, "kid": False, "modes": True}
 
     def __init__(self, cfg, real: torch.Tensor, device: torch.device):
-        from ..data import to_uint8  # noqa: F401  (imported here to keep module import light)
-
         self.cfg, self.device = cfg, device
         self.metric = "modes" if cfg.is_toy else cfg.train.eval_metric
         self.num = cfg.train.eval_num

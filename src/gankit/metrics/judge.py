@@ -71,11 +71,10 @@ def _splits(dataset: str, data_dir: Optional[str]) -> tuple[Data, Data]:
     if dataset == "cifar10":
         import torchvision.datasets as tvd
 
-        from ..data import cache_root
+        from ..data import cifar10_roots
 
         train = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
-        roots = [Path(p) for p in (data_dir, os.environ.get("GANKIT_DATA")) if p] + [cache_root()]
-        root = next(r for r in roots if (r / "cifar-10-batches-py").is_dir())
+        root = next(r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir())
         ds = tvd.CIFAR10(str(root), train=False, download=False)
         test = Data(dataset, torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
         return train, test
