@@ -188,3 +188,88 @@ def test_resume_is_exact_with_stateful_techniques(tmp_path, idx_dir):
     for net in ("G", "D"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
     assert torch.equal(a["tech"]["replay"]["items"], b["tech"]["replay"]["items"])
+
+
+def test_virtual_batchnorm_makes_each_sample_independent_of_its_batch(tmp_path, idx_dir):
+    from gankit.config import ModelConfig
+    from gankit.models import build_models
+    from gankit.models.layers import VirtualBatchNorm
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="dcgan", g_width=8, d_width=8, latent_dim=8)
+    plain, _ = build_models(cfg, (1, 28, 28))
+    torch.manual_seed(0)
+    G, _ = build_models(ModelConfig(name="dcgan", g_width=8, d_width=8, latent_dim=8, virtual_batchnorm=True,
+                                    virtual_batch_size=16), (1, 28, 28))
+    assert any(isinstance(m, VirtualBatchNorm) for m in G.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in G.modules())
+    z = torch.randn(6, 8)
+    # with BatchNorm an image depends on its batch companions; with VBN it does not (train mode both)
+    assert not torch.allclose(plain(z)[:1], plain(torch.cat([z[:1], -z[1:]]))[:1], atol=1e-4)
+    assert_close(G(z)[:1], G(torch.cat([z[:1], -z[1:]]))[:1])
+    assert_close(G(z)[:1], G(z[:1]))
+    # the reference statistics come from the reference batch: new reference codes change the output
+    before = G(z[:1]).detach()
+    G.ref_z.normal_()
+    assert not torch.allclose(G(z[:1]), before, atol=1e-4)
+    # a run with it trains, saves its reference codes and samples again
+    run = Path(gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir,
+                                        model={"virtual_batchnorm": True, "virtual_batch_size": 8}),
+                            quiet=True)["run"])
+    gankit.sample(run, 4, tmp_path / "s.png")
+    mlp = tiny_config("gan-mlp", tmp_path / "toy", dataset="ring", model={"virtual_batchnorm": True})
+    gankit.train(mlp, quiet=True)
+
+
+def test_virtual_batchnorm_needs_batchnorm_in_g():
+    from gankit.config import ModelConfig
+    from gankit.models import build_models
+
+    with pytest.raises(GankitError, match="g_batchnorm=true"):
+        build_models(ModelConfig(name="dcgan", g_width=8, d_width=8, latent_dim=8, g_batchnorm=False,
+                                 virtual_batchnorm=True), (1, 28, 28))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
+def test_unrolled_d_follows_ds_optimizer_and_leaves_d_untouched(optimizer):
+    import copy
+
+    from gankit.config import OptimConfig
+    from gankit.losses import OBJECTIVES
+    from gankit.training.setup import make_optimizer
+    from gankit.training.steps import Extras, d_step, g_step, unrolled_d
+
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1), nn.Flatten(0))
+    G = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    ocfg = OptimConfig(optimizer=optimizer, lr_d=1e-2, momentum=0.0)
+    opt_d = make_optimizer(D.parameters(), ocfg, 1e-2)
+    obj = OBJECTIVES.get("nonsat")
+    real, z = torch.randn(32, 2) + 2, torch.randn(32, 4)
+    d_step(G, D, opt_d, real, z, obj)  # the optimizer now has state (moments, step count)
+    fake = G(z).detach()
+    # reference: K real optimizer steps on a copy, on the same batches
+    D2 = copy.deepcopy(D)
+    opt2 = make_optimizer(D2.parameters(), ocfg, 1e-2)
+    opt2.load_state_dict(copy.deepcopy(opt_d.state_dict()))  # load_state_dict shares tensors
+    for _ in range(3):
+        r, f = obj.d(D2(real), D2(fake))
+        opt2.zero_grad()
+        (r + f).backward()
+        opt2.step()
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    unrolled = unrolled_d(D, opt_d, real, fake, obj, 3)
+    for name, p in D2.named_parameters():
+        assert_close(unrolled[name].detach(), p.detach(), atol=1e-5, rtol=1e-4)
+    # the G step through the unrolled D: D unchanged, G's gradient differs from the plain G step
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.0)
+    g_step(G, D, opt_g, z, obj, Extras(unrolled_steps=3, opt_d=opt_d), real)
+    grad_unrolled = [p.grad.clone() for p in G.parameters()]
+    g_step(G, D, opt_g, z, obj, Extras(), real)
+    assert all(torch.equal(v, D.state_dict()[k]) for k, v in before.items())
+    assert any(not torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grad_unrolled, G.parameters()))
+
+
+def test_unrolled_gan_trains_with_spectral_norm_and_batchnorm(tmp_path, idx_dir):
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, tech={"unrolled_steps": 2, "spectral_norm": True})
+    assert gankit.train(cfg, quiet=True)["steps"] == 4

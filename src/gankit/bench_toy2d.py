@@ -28,6 +28,8 @@ TOY_CONFIGS: dict[str, dict] = {
     "label-smoothing": {"tech": {"label_smoothing": 0.9}},
     "instance-noise": {"tech": {"instance_noise": 0.05}},
     "feature-matching": {"tech": {"feature_matching": "add"}},
+    "virtual-BN": {"model": {"virtual_batchnorm": True}},
+    "unrolled-5": {"tech": {"unrolled_steps": 5}},
     "PacGAN4+EMA": {"tech": {"pack": 4}, "train": {"ema_decay": 0.999}},
 }
 

@@ -48,6 +48,8 @@ class ModelConfig:
     attention_hidden: int = 128  # width of the attention D's dense features and gate
     minibatch_std: bool = False  # D: append the batch's feature standard deviation before the output layer
     minibatch_discrimination: int = 0  # D: number of minibatch-discrimination kernels (0 = off; 50 in the paper)
+    virtual_batchnorm: bool = False  # G: BatchNorm -> virtual batch norm over a reference batch fixed at start
+    virtual_batch_size: int = 64  # size of that reference batch
 
 
 @dataclass
@@ -105,6 +107,7 @@ class TechConfig:
     replay_size: int = 0  # experience replay: a buffer of this many old fakes shown to D again (0 = off)
     replay_ratio: float = 0.5  # share of each fake batch drawn from the replay buffer
     historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2 for both networks
+    unrolled_steps: int = 0  # unrolled GAN (Metz et al. 2017): G's loss through D after K more D updates
     diffaugment: str = ""  # DiffAugment policy applied to every D input: comma list of translation,cutout,color
 
 
@@ -266,7 +269,8 @@ def validate(cfg: Config) -> Config:
                 "model.g_width": m.g_width, "model.d_width": m.d_width, "optim.n_critic": o.n_critic,
                 "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
                 "train.log_every": t.log_every, "train.num_samples": t.num_samples,
-                "data.toy_size": d.toy_size, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d}
+                "data.toy_size": d.toy_size, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d,
+                "model.virtual_batch_size": m.virtual_batch_size}
     for key, v in positive.items():
         if v <= 0:
             raise GankitError(f"bad value {v!r} for '{key}'; it must be positive")
@@ -296,6 +300,8 @@ def validate(cfg: Config) -> Config:
         raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
     if tc.replay_size < 0 or not 0.0 <= tc.replay_ratio <= 1.0 or tc.historical_averaging < 0:
         raise GankitError("tech.replay_size and tech.historical_averaging must be >= 0, tech.replay_ratio in [0, 1]")
+    if tc.unrolled_steps < 0:
+        raise GankitError(f"bad value {tc.unrolled_steps!r} for 'tech.unrolled_steps'; it must be >= 0 (0 = off)")
     if tc.diffaugment and cfg.is_toy:
         raise GankitError("tech.diffaugment works on images; turn it off for ring and grid")
     if not 0.0 <= m.dropout < 1.0:

@@ -1,6 +1,8 @@
 """Blocks shared by the model families."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -106,3 +108,84 @@ class DHead(nn.Module):
 
     def forward(self, f: Tensor) -> Tensor:
         return self.net(f).flatten()  # [N]
+
+
+class VirtualBatchNorm(nn.Module):
+    """Virtual batch normalization (Salimans et al. 2016): each example is normalised with the statistics
+    of a reference batch, fixed at the start of training, together with the example itself, so an
+    example's output does not depend on the other examples of its batch.
+
+    The reference statistics are recomputed at every forward of the generator (its weights change),
+    by `VirtualBatchNormGenerator`, which runs the reference batch first.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.collect = False  # True while the reference batch passes
+        self.ref: Optional[tuple[Tensor, Tensor, int]] = None  # mean, mean of squares [C], size
+
+    def forward(self, x: Tensor) -> Tensor:  # [N, C] or [N, C, H, W]
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        spatial = tuple(range(2, x.dim()))
+        if self.collect:  # reference batch: its own batch statistics, remembered for the real pass
+            mean, meansq = x.mean((0,) + spatial), x.pow(2).mean((0,) + spatial)
+            self.ref = (mean, meansq, x.shape[0])
+        else:
+            if self.ref is None:
+                raise RuntimeError("VirtualBatchNorm needs a reference pass first (wrap G in "
+                                   "VirtualBatchNormGenerator)")
+            ref_mean, ref_meansq, n = self.ref
+            ex_mean = x.mean(spatial, keepdim=True) if spatial else x  # per example and channel
+            ex_meansq = x.pow(2).mean(spatial, keepdim=True) if spatial else x.pow(2)
+            w = 1.0 / (n + 1)  # the example counts as one more member of the reference batch
+            mean = w * ex_mean + (1 - w) * ref_mean.view(shape)
+            meansq = w * ex_meansq + (1 - w) * ref_meansq.view(shape)
+            var = (meansq - mean.pow(2)).clamp_min(0)
+            return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+        var = (meansq - mean.pow(2)).clamp_min(0)
+        return ((x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps) * self.weight.view(shape)
+                + self.bias.view(shape))
+
+
+class VirtualBatchNormGenerator(nn.Module):
+    """A generator whose BatchNorm layers became VirtualBatchNorm, with its reference codes (a buffer:
+    saved in checkpoints, so sampling after training uses the same reference batch). Costs one extra
+    forward of the reference batch per call."""
+
+    def __init__(self, net: nn.Module, ref_z: Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("ref_z", ref_z)
+
+    def forward(self, z: Tensor) -> Tensor:
+        vbns = [m for m in self.net.modules() if isinstance(m, VirtualBatchNorm)]
+        for m in vbns:
+            m.collect = True
+        self.net(self.ref_z.to(z.dtype))
+        for m in vbns:
+            m.collect = False
+        try:
+            return self.net(z)
+        finally:
+            for m in vbns:
+                m.ref = None
+
+
+def use_virtual_batchnorm(G: nn.Module, ref_z: Tensor) -> nn.Module:
+    """Replace every BatchNorm of G by VirtualBatchNorm and bind the reference codes ref_z [R, latent]."""
+    def swap(module: nn.Module) -> int:
+        count = 0
+        for name, child in module.named_children():
+            if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                setattr(module, name, VirtualBatchNorm(child.num_features, child.eps))
+                count += 1
+            else:
+                count += swap(child)
+        return count
+    if swap(G) == 0:
+        raise GankitError("model.virtual_batchnorm needs a generator with BatchNorm layers; "
+                          "set model.g_batchnorm=true")
+    return VirtualBatchNormGenerator(G, ref_z)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..errors import GankitError
 from ..registry import Registry
+from .layers import use_virtual_batchnorm
 
 Builder = Callable[[ModelConfig, tuple], nn.Module]
 GENERATORS: Registry[Builder] = Registry("generator")
@@ -31,4 +33,9 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...],
     if len(shape) == 1 and (g_name != "mlp" or d_name not in ("mlp", "attention")):
         raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; "
                           "use --model gan-mlp for ring and grid")
-    return GENERATORS.get(g_name)(cfg, shape), DISCRIMINATORS.get(d_name)(cfg, d_shape or shape)
+    G, D = GENERATORS.get(g_name)(cfg, shape), DISCRIMINATORS.get(d_name)(cfg, d_shape or shape)
+    if cfg.virtual_batchnorm:  # reference codes drawn from the global RNG: fixed by the run's seed
+        n = cfg.virtual_batch_size
+        ref_z = torch.rand(n, cfg.latent_dim) * 2 - 1 if cfg.latent_dist == "uniform" else torch.randn(n, cfg.latent_dim)
+        G = use_virtual_batchnorm(G, ref_z)
+    return G, D

@@ -95,7 +95,7 @@ class Setup:
         """The techniques acting inside the D and G steps at this step."""
         tc = self.cfg.tech
         return Extras(make_view(tc, step), tc.r1_gamma, self.replay, self.ha_d, self.ha_g,
-                      tc.historical_averaging, tc.feature_matching)
+                      tc.historical_averaging, tc.feature_matching, tc.unrolled_steps, self.opt_d)
 
     def technique_state(self) -> dict:
         """Tensors the techniques keep, saved in checkpoints for exact resume."""

@@ -24,6 +24,8 @@ class Extras:
     ha_g: Optional[nn.Module] = None  # HistoricalAverage of G's weights
     ha_weight: float = 0.0
     feature_matching: str = "off"  # off | only | add
+    unrolled_steps: int = 0  # G's loss through D after this many differentiable D updates (Metz et al.)
+    opt_d: Optional[torch.optim.Optimizer] = None  # D's optimizer, whose rule and state the unrolling follows
 
 
 NO_EXTRAS = Extras()
@@ -90,6 +92,44 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
     return {k: v.detach() for k, v in stats.items()}
 
 
+def unrolled_d(D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, fake: Tensor, obj: Objective,
+               steps: int) -> dict[str, Tensor]:
+    """D's parameters after `steps` more updates on (real, fake), as differentiable functions of `fake`
+    (Metz et al. 2017): the G step that uses them sees how D would answer its move. The updates follow D's
+    optimizer (Adam, RMSprop or SGD, from its current state); D itself and its buffers are left untouched.
+    """
+    group = opt_d.param_groups[0]
+    names = [n for n, _ in D.named_parameters()]
+    params = {n: p.detach().requires_grad_(True) for n, p in D.named_parameters()}
+    buffers = {n: b.clone() for n, b in D.named_buffers()}  # BatchNorm statistics, spectral-norm vectors
+    state = [opt_d.state.get(p, {}) for p in D.parameters()]
+    moments = [(s.get("exp_avg", 0.0), s.get("exp_avg_sq", s.get("square_avg", 0.0)), float(s.get("step", 0)))
+               for s in state]
+    for _ in range(steps):
+        out_r = torch.func.functional_call(D, (params, buffers), (real,))
+        out_f = torch.func.functional_call(D, (params, buffers), (fake,))
+        loss = sum(obj.d(out_r, out_f))
+        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
+        new_moments = []
+        for n, g, (m, v, t) in zip(names, grads, moments):
+            lr = group["lr"]
+            if isinstance(opt_d, torch.optim.Adam):
+                b1, b2 = group["betas"]
+                t += 1
+                m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+                update = lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t) + 1e-16).sqrt() + group["eps"])
+            elif isinstance(opt_d, torch.optim.RMSprop):
+                a = group["alpha"]
+                v = a * v + (1 - a) * g * g
+                update = lr * g / ((v + 1e-16).sqrt() + group["eps"])
+            else:
+                update = lr * g
+            params[n] = params[n] - update
+            new_moments.append((m, v, t))
+        moments = new_moments
+    return {**params, **buffers}
+
+
 def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
            obj: Objective, e: Extras = NO_EXTRAS, real: Optional[Tensor] = None) -> dict[str, Tensor]:
     """One G update through a D whose parameters are left untouched."""
@@ -100,6 +140,10 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
         with torch.no_grad():
             fake_out = D(fake)
         loss = fake.new_zeros(())
+    elif e.unrolled_steps > 0:
+        unrolled = unrolled_d(D, e.opt_d, _seen(real, e), fake, obj, e.unrolled_steps)
+        fake_out = torch.func.functional_call(D, unrolled, (fake,))
+        loss = obj.g(fake_out)
     else:
         fake_out = D(fake)
         loss = obj.g(fake_out)
