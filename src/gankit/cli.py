@@ -110,6 +110,18 @@ def _bench_parser(sub) -> None:
                    help="override the toy preset for every run, e.g. --set train.epochs=20")
     t.add_argument("--list", action="store_true", help="list the configurations and exit")
     t.add_argument("--json", action="store_true", help="print one JSON object per run")
+    f = bsub.add_parser("fashion", help="techniques on Fashion-MNIST at equal wall-clock time, judged")
+    f.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
+    f.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
+    f.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    f.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"))
+    f.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
+    f.add_argument("--num", type=int, default=5000, help="generated images scored per run (default 5000)")
+    f.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
+    f.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override the dcgan preset for every run, e.g. --set train.threads=1")
+    f.add_argument("--list", action="store_true", help="list the configurations and exit")
+    f.add_argument("--json", action="store_true", help="print one JSON object per run")
 
 
 def _eval_parser(sub) -> None:
@@ -246,6 +258,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "toy2d":
         return cmd_bench_toy2d(args)
+    if args.bench == "fashion":
+        return cmd_bench_fashion(args)
     from .bench import format_speed_table, speed
 
     rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device)
@@ -274,6 +288,23 @@ def cmd_bench_toy2d(args: argparse.Namespace) -> int:
     results = bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out,
                           log=lambda m: print(m, file=sys.stderr))
     return _print_rows(results, args.json, format_toy_table)
+
+
+def cmd_bench_fashion(args: argparse.Namespace) -> int:
+    from .bench_fashion import FASHION_CONFIGS, bench_fashion, format_fashion_table
+    from .config import parse_override
+
+    if args.list:
+        for name, over in FASHION_CONFIGS.items():
+            print(f"{name:<16} {json.dumps(over)}")
+        return 0
+    if args.minutes <= 0 or args.seeds < 1 or args.num < 10:
+        raise GankitError("--minutes must be positive, --seeds at least 1 and --num at least 10")
+    configs = args.configs.split(",") if args.configs else list(FASHION_CONFIGS)
+    results = bench_fashion(configs, args.seeds, args.minutes, args.dataset, args.num,
+                            [parse_override(x) for x in args.set], args.out, args.data_dir,
+                            log=lambda m: print(m, file=sys.stderr))
+    return _print_rows(results, args.json, format_fashion_table)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
