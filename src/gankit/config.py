@@ -28,6 +28,7 @@ class DataConfig:
     limit: Optional[int] = None  # use only the first N examples (quick experiments, tests)
     toy_size: int = 100_000  # number of points drawn once for ring/grid (one epoch)
     download: bool = True  # allow torchvision to download when no local copy is found
+    workers: int = 0  # image folders: processes decoding and resizing the images (0 = in this process)
 
 
 @dataclass
@@ -68,6 +69,8 @@ class OptimConfig:
     beta2: float = 0.999  # Adam beta2
     momentum: float = 0.0  # SGD / RMSprop momentum
     n_critic: int = 1  # D steps per G step; 5 for WGAN and WGAN-GP
+    impl: Literal["auto", "foreach", "fused", "loop"] = "auto"  # optimizer kernels; auto: fused on CUDA,
+    #                                                             foreach (one kernel per step) elsewhere
 
 
 @dataclass
@@ -82,7 +85,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
     checkpoint_every: int = 500  # steps (batches) between checkpoints; also one at the end and on Ctrl-C
     keep_checkpoints: int = 3  # how many step checkpoints to keep
-    log_every: int = 1  # steps between rows of log.jsonl
+    log_every: Optional[int] = None  # steps between rows of log.jsonl (None: 1 on CPU, 20 on a GPU, where
+    #                                   reading the values is the only host-device synchronisation)
     num_samples: int = 64  # size of the fixed-z sample grid written every epoch
     threads: Optional[int] = None  # torch CPU threads (None: PyTorch's default)
     tensorboard: bool = False  # also log scalars and sample grids to RUN_DIR/tensorboard
@@ -91,6 +95,10 @@ class TrainConfig:
     eval_metric: Literal["fid", "kid", "is", "modes"] = "fid"  # ring/grid always use modes
     eval_num: int = 2000  # generated samples per evaluation during training
     eval_features: Literal["auto", "inception", "judge"] = "auto"  # auto: judge for (fashion-)mnist
+    amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision (autocast; fp16 adds gradient scaling)
+    compile: bool = False  # torch.compile G and D (D stays eager under double backward: GP, R1, unrolled)
+    channels_last: bool = False  # NHWC memory layout for conv models
+    sync_batchnorm: bool = False  # torchrun on GPUs: BatchNorm statistics over the whole global batch
 
 
 @dataclass
@@ -268,7 +276,7 @@ def validate(cfg: Config) -> Config:
     positive = {"train.batch_size": t.batch_size, "model.latent_dim": m.latent_dim,
                 "model.g_width": m.g_width, "model.d_width": m.d_width, "optim.n_critic": o.n_critic,
                 "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
-                "train.log_every": t.log_every, "train.num_samples": t.num_samples,
+                "train.num_samples": t.num_samples,
                 "data.toy_size": d.toy_size, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d,
                 "model.virtual_batch_size": m.virtual_batch_size}
     for key, v in positive.items():
@@ -276,7 +284,7 @@ def validate(cfg: Config) -> Config:
             raise GankitError(f"bad value {v!r} for '{key}'; it must be positive")
     for key, v in {"train.epochs": t.epochs, "train.minutes": t.minutes, "train.max_steps": t.max_steps,
                    "data.image_size": d.image_size, "data.limit": d.limit, "train.threads": t.threads,
-                   "train.eval_every": t.eval_every}.items():
+                   "train.eval_every": t.eval_every, "train.log_every": t.log_every}.items():
         if v is not None and v <= 0:
             raise GankitError(f"bad value {v!r} for '{key}'; it must be positive (or null for none)")
     if t.epochs is None and t.minutes is None and t.max_steps is None:
@@ -300,6 +308,8 @@ def validate(cfg: Config) -> Config:
         raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
     if tc.replay_size < 0 or not 0.0 <= tc.replay_ratio <= 1.0 or tc.historical_averaging < 0:
         raise GankitError("tech.replay_size and tech.historical_averaging must be >= 0, tech.replay_ratio in [0, 1]")
+    if d.workers < 0:
+        raise GankitError(f"bad value {d.workers!r} for 'data.workers'; it must be >= 0")
     if tc.unrolled_steps < 0:
         raise GankitError(f"bad value {tc.unrolled_steps!r} for 'tech.unrolled_steps'; it must be >= 0 (0 = off)")
     if tc.diffaugment and cfg.is_toy:

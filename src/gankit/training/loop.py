@@ -27,9 +27,10 @@ from ..observe.progress import Progress
 from .ema import ema_update_
 from .techniques import gate_closed
 from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
-from .setup import Setup, build, create_run_dir, epoch_permutation, free_run_dir
+from .dist import from_env, shutdown
+from .setup import Setup, build, create_run_dir, default_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
-from .steps import d_step, g_step, sample_z
+from .steps import d_step, g_step
 
 
 PLOT_EVERY_S = 30.0  # least seconds between rewrites of the curves during training (always at the end)
@@ -78,9 +79,13 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optional[float] = None) -> dict:
-    """Everything needed to continue exactly: weights, optimizers, position in the data, RNG."""
+def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optional[float] = None,
+                    rngs: Optional[list] = None) -> dict:
+    """Everything needed to continue exactly: weights, optimizers, position in the data, RNG
+    (under torchrun: every process's RNG, gathered by the caller into `rngs`)."""
     return {"format": 1, "gankit": __version__, "step": step, "epoch": epoch, "elapsed": elapsed,
+            "rng_ranks": rngs, "z_gen": s.z_gen.get_state() if s.z_gen is not None else None,
+            "amp": s.prec.state_dict(),
             "G": s.G.state_dict(), "D": s.D.state_dict(),
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else None, "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
@@ -89,11 +94,15 @@ def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optio
 
 
 def save_if_finite(s: Setup, run: Path, step: int, epoch: int, elapsed: float, best: Optional[float]) -> bool:
-    """Save a step checkpoint unless a weight is NaN or infinite: a diverged state never replaces a good one."""
+    """Save a step checkpoint unless a weight is NaN or infinite: a diverged state never replaces a good one.
+    Under torchrun every process calls it (the weights are the same everywhere); rank 0 writes."""
     nets = [s.G, s.D] + ([s.G_ema] if s.G_ema is not None else [])
     if not all(bool(torch.isfinite(p).all()) for net in nets for p in net.parameters()):
         return False
-    save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best), step, s.cfg.train.keep_checkpoints)
+    rngs = s.dist.gather(rng_state(s.device)) if s.dist.active else None
+    if s.dist.main:
+        save_checkpoint(run, make_checkpoint(s, step, epoch, elapsed, best, rngs), step,
+                        s.cfg.train.keep_checkpoints)
     return True
 
 
@@ -111,7 +120,16 @@ def restore(s: Setup, ckpt: dict) -> tuple[int, int, float]:
         for group in opt.param_groups:
             group["lr"] = lr * s.lr_scale
     s.fixed_z = ckpt["fixed_z"].to(s.device)
-    set_rng_state(ckpt["rng"], s.device)
+    s.prec.load_state_dict(ckpt.get("amp"))
+    if ckpt.get("z_gen") is not None and s.z_gen is not None:
+        s.z_gen.set_state(ckpt["z_gen"])
+    rngs = ckpt.get("rng_ranks")
+    if rngs and len(rngs) == s.dist.world:  # each process continues its own stream
+        set_rng_state(rngs[s.dist.rank], s.device)
+    else:
+        set_rng_state(ckpt["rng"], s.device)
+        if s.dist.rank > 0:  # resumed with another number of processes: fresh distinct streams
+            torch.manual_seed(s.cfg.train.seed + 1_000_003 * s.dist.rank + ckpt["step"])
     return ckpt["step"], ckpt["epoch"], ckpt["elapsed"]
 
 
@@ -171,25 +189,39 @@ def total_steps(s: Setup) -> Optional[int]:
     return min(limits) if limits else None
 
 
+class _NoLog:
+    """What processes other than rank 0 write: nothing."""
+
+    def write(self, row: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = False) -> dict:
     """Train until a stopping rule fires. Returns a summary (steps, epochs, seconds, stopped_by)."""
-    t, cfg = s.cfg.train, s.cfg
+    t, cfg, d = s.cfg.train, s.cfg, s.dist
+    main = d.main
     step, epoch, elapsed = restore(s, ckpt) if ckpt else (0, 0, 0.0)
-    log = StatsWriter(run / "log.jsonl", resume_step=step if ckpt else 0)
-    spe, B = s.steps_per_epoch, t.batch_size
+    log = StatsWriter(run / "log.jsonl", resume_step=step if ckpt else 0) if main else _NoLog()
+    spe, B, b = s.steps_per_epoch, t.batch_size, s.local_batch
+    first = d.rank * b  # this process's share of each global batch: [first, first + b)
     budget_s = t.minutes * 60 if t.minutes else math.inf
     limit = total_steps(s)
-    progress = Progress(limit, initial=step, enabled=not quiet, budget_s=budget_s, elapsed=elapsed)
+    progress = Progress(limit, initial=step, enabled=not quiet and main, budget_s=budget_s, elapsed=elapsed)
     if ckpt:
         progress.message(f"resumed {run} at step {step} (epoch {epoch + 1})")
+    if d.active:
+        progress.message(f"{d.world} processes, {b} examples each per step (global batch {B})")
     g_stats: dict = {}
     stopped_by = None
     evaluator = None
-    if t.eval_every:
+    if t.eval_every and main:
         from ..metrics.evaluate import RunEvaluator
         evaluator = RunEvaluator(cfg, s.data.x, s.device)
         evaluator.best = ckpt.get("best") if ckpt else None
-    if ckpt:
+    if ckpt and main:
         prune_history(run / "metrics.json", step)
 
     def best() -> Optional[float]:
@@ -197,7 +229,8 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
 
     ref = s.data.x[torch.randperm(len(s.data), generator=torch.Generator().manual_seed(t.seed))[:t.num_samples]]
     diagnostics = Diagnostics(cfg, s.objective.probabilities, ref, run, progress.message)
-    tb = TensorBoard(run) if t.tensorboard else None
+    tb = TensorBoard(run) if t.tensorboard and main else None
+    channels_last = t.channels_last and len(s.data.shape) == 3
     t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
     t_plots = time.monotonic()
     with StopFlag() as stop:
@@ -206,25 +239,27 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                 stopped_by = "epochs"
                 break
             perm = epoch_permutation(t.seed, epoch, len(s.data)).to(s.device)
-            for b in range(step - epoch * spe, spe):
-                real = s.data.batch(perm[b * B:(b + 1) * B])  # [B, *shape]
-                z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
+            for i in range(step - epoch * spe, spe):
+                real = s.data.batch(perm[i * B + first:i * B + first + b])  # [b, *shape]
+                if channels_last:
+                    real = real.contiguous(memory_format=torch.channels_last)
                 extras = s.extras(step)  # techniques acting inside the steps (augment, noise, pack, ...)
-                stats = d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip, extras)
+                stats = d_step(s.G, s.D_train, s.opt_d, real, s.batch_z(), s.objective, cfg.loss.gp_lambda,
+                               cfg.loss.clip, extras)
                 step += 1
-                if due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, stats):
+                if due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, d.mean(stats)):
                     s.g_skipped += 1  # the generator-update gate: D is far ahead, G waits
                 elif due(step, cfg.optim.n_critic):
-                    z = sample_z(B, cfg.model.latent_dim, cfg.model.latent_dist, s.device)
-                    g_stats = g_step(s.G, s.D, s.opt_g, z, s.objective, extras, real)
+                    g_stats = g_step(s.G_train, s.D, s.opt_g, s.batch_z(), s.objective, extras, real)
                     if s.G_ema is not None:
                         ema_update_(s.G_ema, s.G, t.ema_decay)
                 elapsed = time.monotonic() - t_start
-                if due(step, t.log_every):
+                sync_point = due(step, s.log_every)  # the only place values are read from the device
+                if sync_point:
                     now = time.monotonic()
                     row = {"step": step, "epoch": epoch + 1, "time": round(elapsed, 3),
                            "img_per_s": round(B * (step - step_log) / max(now - t_log, 1e-9), 1)}
-                    row.update({k: float(v) for k, v in {**stats, **g_stats}.items()})
+                    row.update({k: float(v) for k, v in d.mean({**stats, **g_stats}).items()})
                     if cfg.tech.g_gate is not None:
                         row["g_skipped"] = s.g_skipped  # G updates skipped by the gate so far
                     if not all(math.isfinite(v) for v in row.values()):  # strict JSON: null, not NaN
@@ -233,66 +268,83 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                         stopped_by = "diverged"
                     log.write(row)
                     progress.update(step, epoch + 1, row)
-                    diagnostics.on_row(row)
+                    if main:
+                        diagnostics.on_row(row)
                     if tb is not None:
                         tb.scalars(row)
                     t_log, step_log = now, step
                 if due(step, t.checkpoint_every) and not stopped_by and not save_if_finite(s, run, step, epoch,
                                                                                          elapsed, best()):
                     stopped_by = "diverged"
-                if cfg.diagnose.strict and diagnostics.count:
-                    stopped_by = "strict"
-                if stopped_by:
+                if stopped_by:  # the same on every process: the logged values and weights are shared
                     break
-                if stop.raised:
-                    stopped_by = "interrupt"
-                elif t.max_steps is not None and step >= t.max_steps:
+                # reasons only one process may see: agreed on at the sync points
+                local = ("strict" if cfg.diagnose.strict and diagnostics.count else "interrupt" if stop.raised
+                         else "minutes" if elapsed >= budget_s else None)
+                if d.active:
+                    local = (local or "another process stopped") if sync_point and d.any(
+                        local is not None, s.device) else None
+                if t.max_steps is not None and step >= t.max_steps:
                     stopped_by = "max_steps"
-                elif elapsed >= budget_s:
-                    stopped_by = "minutes"
+                elif local:
+                    stopped_by = local
                 if stopped_by:
                     break
             else:  # the epoch ran to its end
                 epoch += 1
-                x = write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
-                if tb is not None:
-                    tb.image("samples/fixed_z", run / "samples" / f"epoch-{epoch:04d}.png", step)
-                diagnostics.on_samples(x, step, epoch)
-                if cfg.diagnose.strict and diagnostics.count:
-                    stopped_by = "strict"
-                if evaluator is not None and due(epoch, t.eval_every):
-                    values, improved = evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
-                    diagnostics.on_eval(values, improved, step, epoch)
+                if main:
+                    x = write_samples(s, run / "samples" / f"epoch-{epoch:04d}.png", f"epoch {epoch}, step {step}")
                     if tb is not None:
-                        tb.scalars({"step": step, **values}, prefix="eval")
-                if time.monotonic() - t_plots >= PLOT_EVERY_S:  # plots cost ~1 s: not after every tiny epoch
-                    write_plots(s, run)
-                    t_plots = time.monotonic()
-                progress.message(f"epoch {epoch} done: step {step}, {elapsed:.0f} s")
+                        tb.image("samples/fixed_z", run / "samples" / f"epoch-{epoch:04d}.png", step)
+                    diagnostics.on_samples(x, step, epoch)
+                    if evaluator is not None and due(epoch, t.eval_every):
+                        values, improved = evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
+                        diagnostics.on_eval(values, improved, step, epoch)
+                        if tb is not None:
+                            tb.scalars({"step": step, **values}, prefix="eval")
+                    if time.monotonic() - t_plots >= PLOT_EVERY_S:  # plots cost ~1 s: not after every tiny epoch
+                        write_plots(s, run)
+                        t_plots = time.monotonic()
+                    progress.message(f"epoch {epoch} done: step {step}, {elapsed:.0f} s")
+                if cfg.diagnose.strict and d.any(bool(diagnostics.count), s.device):
+                    stopped_by = "strict"
     progress.close()
     if stopped_by != "diverged" and not save_if_finite(s, run, step, epoch, elapsed, best()):
         stopped_by = "diverged"
     log.close()
     if tb is not None:
         tb.close()
-    write_samples(s, run / "samples" / "final.png", f"final, step {step}")
-    write_plots(s, run, final=True)
+    if main:
+        write_samples(s, run / "samples" / "final.png", f"final, step {step}")
+        write_plots(s, run, final=True)
     return {"run": str(run), "steps": step, "epochs": epoch, "seconds": round(elapsed, 1),
             "stopped_by": stopped_by, "warnings": diagnostics.count}
 
 
 def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
-    """Start a new run. Returns a summary dict with the run folder under 'run'."""
-    run = free_run_dir(cfg, out or cfg.train.out)
-    s = build(cfg)  # data and models first: a bad dataset leaves no empty run folder behind
-    create_run_dir(cfg, run)
-    return with_rollback(cfg, run, run_loop(s, run, quiet=quiet), quiet)
+    """Start a new run. Returns a summary dict with the run folder under 'run'.
+    Under torchrun every process calls it; rank 0 names the folder and writes in it."""
+    d = from_env(cfg.train.device)
+    try:
+        run = free_run_dir(cfg, d.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
+        s = build(cfg, d)  # data and models first: a bad dataset leaves no empty run folder behind
+        if d.main:
+            create_run_dir(cfg, run)
+        d.barrier()
+        return with_rollback(cfg, run, run_loop(s, run, quiet=quiet), quiet)
+    finally:
+        shutdown(d)
 
 
 def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool) -> dict:
     """diagnose.on_divergence = rollback: reload the newest good checkpoint with halved learning rates."""
+    d = from_env(cfg.train.device)
     for _ in range(cfg.diagnose.max_rollbacks if cfg.diagnose.on_divergence == "rollback" else 0):
         if summary["stopped_by"] != "diverged":
+            break
+        if d.active:
+            print("gankit: warning: rollback after a divergence is not offered under torchrun; stopped",
+                  file=sys.stderr)
             break
         s = build(cfg)  # fresh modules: the diverged ones hold NaNs
         ckpt, path = load_latest(run, map_location=s.device)
@@ -327,7 +379,13 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
                           f"--epochs, --minutes and max_steps can change (start a new run with --out)")
     if changes:
         merge(cfg, {"train": changes})
-        save_config(cfg, run / "config.yaml")
-    s = build(cfg)
-    ckpt, _ = load_latest(run, map_location=s.device)
-    return with_rollback(cfg, run, run_loop(s, run, ckpt, quiet=quiet), quiet)
+    d = from_env(cfg.train.device)
+    try:
+        s = build(cfg, d)
+        d.barrier()  # every process has read config.yaml before rank 0 rewrites it
+        if changes and d.main:
+            save_config(cfg, run / "config.yaml")
+        ckpt, _ = load_latest(run, map_location=s.device)
+        return with_rollback(cfg, run, run_loop(s, run, ckpt, quiet=quiet), quiet)
+    finally:
+        shutdown(d)

@@ -19,16 +19,21 @@ from ..models import build_models
 from .checkpoint import list_step_checkpoints
 from ..losses.adversarial import bce_d_targets
 from .ema import make_ema
+from .dist import SINGLE, Dist
+from .precision import Precision
 from .steps import Extras
 from .techniques import HistoricalAverage, ReplayBuffer, apply_spectral_norm, make_view, packed_shape
 from .steps import sample_z
 
 
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda, then mps, then cpu. An unavailable explicit choice is an error."""
+def pick_device(name: str, d: Dist = SINGLE) -> torch.device:
+    """'auto' -> cuda, then mps, then cpu. An unavailable explicit choice is an error.
+    Under torchrun each process takes the GPU of its LOCAL_RANK."""
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", d.local_rank) if d.active else torch.device("cuda")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+        return torch.device("mps" if has_mps else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise GankitError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
     if name == "mps" and not has_mps:
@@ -36,12 +41,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: OptimConfig, lr: float, device: torch.device = torch.device("cpu")
+                   ) -> torch.optim.Optimizer:
+    """Adam, RMSprop or SGD; optim.impl picks the kernels: fused (Adam on CUDA), foreach (one multi-tensor
+    kernel per step) or a loop over parameters."""
+    impl = cfg.impl
+    if impl == "auto":
+        impl = "fused" if device.type == "cuda" and cfg.optimizer == "adam" else "foreach"
+    kernels = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[impl]
+    if impl == "fused" and cfg.optimizer != "adam":
+        raise GankitError("optim.impl=fused is offered for Adam only; use foreach")
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), **kernels)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, **kernels)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, **kernels)
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
@@ -90,12 +104,28 @@ class Setup:
     replay: Optional[nn.Module] = None  # experience replay buffer (tech.replay_size)
     ha_g: Optional[nn.Module] = None  # historical averages (tech.historical_averaging)
     ha_d: Optional[nn.Module] = None
+    dist: Dist = SINGLE  # this process's place among torchrun's processes
+    G_train: Optional[nn.Module] = None  # what the steps call: G (and D) wrapped in DDP and/or compiled
+    D_train: Optional[nn.Module] = None
+    z_gen: Optional[torch.Generator] = None  # latent codes of the global batch (shared by all processes)
+    prec: Precision = dataclasses.field(default_factory=Precision)
+    log_every: int = 1
+
+    @property
+    def local_batch(self) -> int:
+        return self.cfg.train.batch_size // self.dist.world
+
+    def batch_z(self) -> torch.Tensor:
+        """This process's share of the global batch's latent codes: the same codes as one process would draw."""
+        m, B, b = self.cfg.model, self.cfg.train.batch_size, self.local_batch
+        z = sample_z(B, m.latent_dim, m.latent_dist, self.device, generator=self.z_gen)
+        return z[self.dist.rank * b:(self.dist.rank + 1) * b]
 
     def extras(self, step: int) -> Extras:
         """The techniques acting inside the D and G steps at this step."""
         tc = self.cfg.tech
         return Extras(make_view(tc, step), tc.r1_gamma, self.replay, self.ha_d, self.ha_g,
-                      tc.historical_averaging, tc.feature_matching, tc.unrolled_steps, self.opt_d)
+                      tc.historical_averaging, tc.feature_matching, tc.unrolled_steps, self.opt_d, self.prec)
 
     def technique_state(self) -> dict:
         """Tensors the techniques keep, saved in checkpoints for exact resume."""
@@ -117,12 +147,39 @@ class Setup:
         return len(self.data) // self.cfg.train.batch_size
 
 
-def build(cfg: Config) -> Setup:
+def wrap_for_training(G: nn.Module, D: nn.Module, cfg: Config, device: torch.device, d: Dist
+                      ) -> tuple[nn.Module, nn.Module]:
+    """The modules the steps call: SyncBatchNorm and DDP under torchrun, then torch.compile if asked.
+    The plain modules stay the ones saved, sampled and averaged."""
+    t = cfg.train
+    G_train, D_train = G, D
+    if d.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if t.sync_batchnorm:
+            if device.type != "cuda":
+                raise GankitError("train.sync_batchnorm needs CUDA GPUs (PyTorch's SyncBatchNorm); turn it off on CPU")
+            G_train = nn.SyncBatchNorm.convert_sync_batchnorm(G_train)
+            D_train = nn.SyncBatchNorm.convert_sync_batchnorm(D_train)
+        ids = [device.index] if device.type == "cuda" else None
+        G_train, D_train = DDP(G_train, device_ids=ids), DDP(D_train, device_ids=ids)
+    if t.compile:
+        G_train = torch.compile(G_train)
+        double_backward = cfg.loss.name == "wgan-gp" or cfg.tech.r1_gamma > 0 or cfg.tech.unrolled_steps > 0
+        if not double_backward:  # torch.compile does not follow double backward
+            D_train = torch.compile(D_train)
+    return G_train, D_train
+
+
+def build(cfg: Config, d: Dist = SINGLE) -> Setup:
     """Seed, load the data, build models and optimizers (deterministic given cfg.train.seed)."""
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
-    device = pick_device(t.device)
+    if t.batch_size % d.world:
+        raise GankitError(f"the batch size {t.batch_size} must divide evenly over the {d.world} processes; "
+                          f"use a multiple of {d.world}")
+    device = pick_device(t.device, d)
     data = load_dataset(cfg.data, seed=t.seed)
     if len(data) < t.batch_size:
         raise GankitError(f"the dataset has {len(data)} examples, fewer than the batch size {t.batch_size}; "
@@ -133,8 +190,10 @@ def build(cfg: Config) -> Setup:
     if cfg.tech.spectral_norm:
         apply_spectral_norm(D)
     G, D = G.to(device), D.to(device)
-    opt_g = make_optimizer(G.parameters(), cfg.optim, cfg.optim.lr_g)
-    opt_d = make_optimizer(D.parameters(), cfg.optim, cfg.optim.lr_d)
+    if t.channels_last and len(data.shape) == 3:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    opt_g = make_optimizer(G.parameters(), cfg.optim, cfg.optim.lr_g, device)
+    opt_d = make_optimizer(D.parameters(), cfg.optim, cfg.optim.lr_d, device)
     n_fixed = t.num_samples
     fixed_z = sample_z(n_fixed, cfg.model.latent_dim, cfg.model.latent_dist,
                        generator=torch.Generator().manual_seed(t.seed + 12345)).to(device)
@@ -146,5 +205,11 @@ def build(cfg: Config) -> Setup:
     if cfg.tech.label_smoothing < 1.0 or cfg.tech.label_flip > 0:  # BCE with soft or flipped targets
         objective = dataclasses.replace(objective, d=functools.partial(
             bce_d_targets, real_target=cfg.tech.label_smoothing, flip=cfg.tech.label_flip))
+    G_train, D_train = wrap_for_training(G, D, cfg, device, d)
+    z_gen = torch.Generator(device=device).manual_seed(t.seed + 777)
+    if d.rank > 0:  # dropout, augmentation, replay: each process its own stream
+        torch.manual_seed(t.seed + 1_000_003 * d.rank)
+    log_every = t.log_every or (20 if device.type == "cuda" else 1)
     return Setup(cfg, device, data, G, D, opt_g, opt_d, objective, fixed_z, G_ema, replay=replay,
-                 ha_g=ha[0], ha_d=ha[1])
+                 ha_g=ha[0], ha_d=ha[1], dist=d, G_train=G_train, D_train=D_train, z_gen=z_gen,
+                 prec=Precision(t.amp, device), log_every=log_every)

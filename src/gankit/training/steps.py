@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..losses import Objective, clip_weights_, gradient_penalty, r1_penalty
+from .precision import FP32, Precision
 
 View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (DiffAugment, instance noise, packing)
 
 
 @dataclass
 class Extras:
-    """The techniques acting inside a step (all off by default)."""
+    """The techniques acting inside a step (all off by default), and the numeric precision."""
     view: View = None
     r1_gamma: float = 0.0
     replay: Optional[nn.Module] = None  # ReplayBuffer: old fakes mixed into D's fake batch
@@ -26,6 +27,7 @@ class Extras:
     feature_matching: str = "off"  # off | only | add
     unrolled_steps: int = 0  # G's loss through D after this many differentiable D updates (Metz et al.)
     opt_d: Optional[torch.optim.Optimizer] = None  # D's optimizer, whose rule and state the unrolling follows
+    prec: Precision = FP32  # autocast and gradient scalers (train.amp)
 
 
 NO_EXTRAS = Extras()
@@ -59,13 +61,14 @@ def d_output(logits: Tensor, obj: Objective) -> Tensor:
 def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, z: Tensor,
            obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, e: Extras = NO_EXTRAS) -> dict[str, Tensor]:
     """One D update on a real batch and G(z). Returns detached scalars for the log."""
-    with torch.no_grad():
+    with torch.no_grad(), e.prec.autocast():
         fake = G(z)
     if e.replay is not None:
         fake = e.replay.mix(fake)
     real, fake = _seen(real, e), _seen(fake, e)  # [N/pack, ...] as D sees them
-    real_out, fake_out = D(real), D(fake)  # [N], [N]
-    loss_real, loss_fake = obj.d(real_out, fake_out)
+    with e.prec.autocast():
+        real_out, fake_out = D(real), D(fake)  # [N], [N]
+        loss_real, loss_fake = obj.d(real_out.float(), fake_out.float())
     loss = loss_real + loss_fake
     stats = {"loss_d_real": loss_real, "loss_d_fake": loss_fake}
     if obj.gradient_penalty:
@@ -81,9 +84,12 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
         loss = loss + e.ha_weight * ha
         stats["ha_d"] = ha
     opt_d.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler = e.prec.scaler_d
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt_d)
     stats["grad_d"] = grad_norm(D)
-    opt_d.step()
+    scaler.step(opt_d)
+    scaler.update()
     if e.ha_d is not None:
         e.ha_d.update()
     if obj.clip_weights:
@@ -134,33 +140,37 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
            obj: Objective, e: Extras = NO_EXTRAS, real: Optional[Tensor] = None) -> dict[str, Tensor]:
     """One G update through a D whose parameters are left untouched."""
     D.requires_grad_(False)
-    fake = _seen(G(z), e)
     stats = {}
-    if e.feature_matching == "only":  # feature matching alone: G's objective is D's features, not its output
-        with torch.no_grad():
+    with e.prec.autocast():
+        fake = _seen(G(z), e)
+        if e.feature_matching == "only":  # feature matching alone: G's objective is D's features, not its output
+            with torch.no_grad():
+                fake_out = D(fake)
+            loss = fake.new_zeros((), dtype=torch.float32)
+        elif e.unrolled_steps > 0:
+            unrolled = unrolled_d(D, e.opt_d, _seen(real, e), fake, obj, e.unrolled_steps)
+            fake_out = torch.func.functional_call(D, unrolled, (fake,))
+            loss = obj.g(fake_out.float())
+        else:
             fake_out = D(fake)
-        loss = fake.new_zeros(())
-    elif e.unrolled_steps > 0:
-        unrolled = unrolled_d(D, e.opt_d, _seen(real, e), fake, obj, e.unrolled_steps)
-        fake_out = torch.func.functional_call(D, unrolled, (fake,))
-        loss = obj.g(fake_out)
-    else:
-        fake_out = D(fake)
-        loss = obj.g(fake_out)
-    if e.feature_matching != "off":  # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's features
-        with torch.no_grad():
-            f_real = D.features(_seen(real, e)).flatten(1).mean(0)
-        fm = (f_real - D.features(fake).flatten(1).mean(0)).pow(2).sum()
-        loss = loss + fm
-        stats["fm"] = fm.detach()
+            loss = obj.g(fake_out.float())
+        if e.feature_matching != "off":  # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's features
+            with torch.no_grad():
+                f_real = D.features(_seen(real, e)).flatten(1).float().mean(0)
+            fm = (f_real - D.features(fake).flatten(1).float().mean(0)).pow(2).sum()
+            loss = loss + fm
+            stats["fm"] = fm.detach()
     if e.ha_g is not None:
         ha = e.ha_g.penalty()
         loss = loss + e.ha_weight * ha
         stats["ha_g"] = ha.detach()
     opt_g.zero_grad(set_to_none=True)
-    loss.backward()
+    scaler = e.prec.scaler_g
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt_g)
     norm = grad_norm(G)
-    opt_g.step()
+    scaler.step(opt_g)
+    scaler.update()
     if e.ha_g is not None:
         e.ha_g.update()
     D.requires_grad_(True)
