@@ -71,6 +71,20 @@ def test_image_folder_recursive_resized_with_corrupt_file_skipped(image_folder):
     with pytest.warns(UserWarning, match="skipped 1 unreadable image file"):
         data = load_dataset(DataConfig(dataset=str(image_folder), image_size=32))
     assert data.x.shape == (12, 3, 32, 32)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable image file"):  # decoded by 2 worker processes
+        parallel = load_dataset(DataConfig(dataset=str(image_folder), image_size=32, workers=2))
+    assert torch.equal(parallel.x, data.x)
+
+
+def test_batches_of_a_dataset_held_on_the_host_reach_the_training_device():
+    from gankit.data import Data
+
+    x = torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).view(4, 3, 2, 2)
+    held = Data("t", x, device=torch.device("meta"))  # x stays here; batches go to the device
+    b = held.batch(torch.tensor([2, 0]))
+    assert b.device.type == "meta" and b.shape == (2, 3, 2, 2)
+    local = Data("t", x).batch(torch.tensor([2, 0]))
+    assert torch.equal(local, x[[2, 0]].float() / 127.5 - 1)
 
 
 def test_grayscale_folder_gives_one_channel(tmp_path):

@@ -76,3 +76,20 @@ def test_weight_clipping():
         D.bias.fill_(-0.7)
     clip_weights_(D, 0.01)
     assert D.weight.max() == 0.01 and D.bias.min() == -0.01
+
+
+def test_gradient_penalties_stay_float32_under_autocast():
+    """Mixed precision must not round the input gradient that WGAN-GP and R1 constrain."""
+    from gankit.losses import gradient_penalty, r1_penalty
+
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
+    real, fake = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4)
+    torch.manual_seed(1)
+    gp32, r1_32 = gradient_penalty(D, real, fake), r1_penalty(D, real)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gp, r1 = gradient_penalty(D, real, fake), r1_penalty(D, real)
+    assert gp.dtype == torch.float32 and r1.dtype == torch.float32
+    torch.testing.assert_close(gp, gp32)  # D's arithmetic was not done in bf16
+    torch.testing.assert_close(r1, r1_32)

@@ -273,3 +273,27 @@ def test_unrolled_d_follows_ds_optimizer_and_leaves_d_untouched(optimizer):
 def test_unrolled_gan_trains_with_spectral_norm_and_batchnorm(tmp_path, idx_dir):
     cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, tech={"unrolled_steps": 2, "spectral_norm": True})
     assert gankit.train(cfg, quiet=True)["steps"] == 4
+
+
+@pytest.mark.parametrize("mode", ["bf16", "fp16"])
+def test_mixed_precision_steps_update_both_networks(mode):
+    """The autocast + gradient-scaler path of the steps (run on CPU here; `train.amp` itself needs CUDA)."""
+    from gankit.losses import OBJECTIVES
+    from gankit.training.precision import Precision
+    from gankit.training.steps import Extras, d_step, g_step
+
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    D = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1), nn.Flatten(0))
+    opt_d, opt_g = torch.optim.Adam(D.parameters()), torch.optim.Adam(G.parameters())
+    e = Extras(prec=Precision(mode, torch.device("cpu")))
+    d0, g0 = [p.clone() for p in D.parameters()], [p.clone() for p in G.parameters()]
+    for _ in range(30):  # fp16: the first steps overflow at scale 2^16 and are skipped while the scale falls
+        ds = d_step(G, D, opt_d, torch.randn(16, 2), torch.randn(16, 4), OBJECTIVES.get("wgan-gp"), e=e)
+        gs = g_step(G, D, opt_g, torch.randn(16, 4), OBJECTIVES.get("wgan-gp"), e)
+        assert all(torch.isfinite(v).all() for v in (*ds.values(), *gs.values()))
+    assert ds["gp"].dtype == torch.float32 and ds["d_real"].dtype == torch.float32
+    assert any(not torch.equal(a, b) for a, b in zip(d0, D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, G.parameters()))
+    if mode == "fp16":
+        assert e.prec.scaler_d.get_scale() < 2.0 ** 16  # overflowing steps lowered the scale

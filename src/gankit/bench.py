@@ -5,6 +5,7 @@ counted once with torch.utils.flop_counter (forward and backward of both network
 """
 from __future__ import annotations
 
+import functools
 import platform
 import time
 
@@ -12,13 +13,33 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import build_config
+from .errors import GankitError
 from .training.setup import build, epoch_permutation
-from .training.steps import d_step, g_step, sample_z
+from .training.steps import d_step, g_step
+
+# speed options, each timed against the preset as shipped ("default")
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "loop-optim": {"optim": {"impl": "loop"}},  # one kernel per parameter instead of foreach/fused
+    "channels-last": {"train": {"channels_last": True}},
+    "compile": {"train": {"compile": True}},
+    "bf16": {"train": {"amp": "bf16"}},
+    "fp16": {"train": {"amp": "fp16"}},
+    "batch-128": {"train": {"batch_size": 128}},
+}
 
 
-def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 2.0) -> float:
-    """Measured float32 FLOP/s of an n x n matrix product."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def default_variants(device: str) -> list[str]:
+    cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    return ["default", "loop-optim", "channels-last"] + (["bf16", "fp16"] if cuda else [])
+
+
+@functools.lru_cache(maxsize=None)  # once per device and dtype in a process
+def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 2.0, dtype: torch.dtype = torch.float32) -> float:
+    """Measured FLOP/s of an n x n matrix product (in the dtype the training computes in)."""
+    if device.type == "cuda":
+        n = 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up
     _sync(device)
     reps, t0 = 0, time.perf_counter()
@@ -34,33 +55,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, device: str = "auto") -> dict:
+def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, device: str = "auto",
+          variant: str = "default", peak: float | None = None) -> dict:
+    """Time the training steps of a preset (with one speed option) for `seconds` after a warm-up."""
+    if variant not in VARIANTS:
+        raise GankitError(f"unknown speed option '{variant}'; available: {', '.join(VARIANTS)}")
     over = {"train": {"device": device, "epochs": None, "minutes": None, "max_steps": 10**9}}
     if batch_size:
         over["train"]["batch_size"] = batch_size
-    cfg = build_config(preset, overrides=[over])
+    cfg = build_config(preset, overrides=[over, VARIANTS[variant]])
     s = build(cfg)
-    B, m = cfg.train.batch_size, cfg.model
+    B = cfg.train.batch_size
     perm = epoch_permutation(0, 0, len(s.data)).to(s.device)
     n_batches = s.steps_per_epoch
+    channels_last = cfg.train.channels_last and len(s.data.shape) == 3
 
-    def one_step(i: int) -> None:
+    def one_step(i: int, plain: bool = False) -> None:
         real = s.data.batch(perm[(i % n_batches) * B:(i % n_batches + 1) * B])
-        z = sample_z(B, m.latent_dim, m.latent_dist, s.device)
+        if channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         extras = s.extras(i)
-        d_step(s.G, s.D, s.opt_d, real, z, s.objective, cfg.loss.gp_lambda, cfg.loss.clip, extras)
+        G_train, D_train = (s.G, s.D) if plain else (s.G_train, s.D_train)
+        d_step(s.G, D_train, s.opt_d, real, s.batch_z(), s.objective, cfg.loss.gp_lambda, cfg.loss.clip, extras)
         if (i + 1) % cfg.optim.n_critic == 0:
-            g_step(s.G, s.D, s.opt_g, sample_z(B, m.latent_dim, m.latent_dist, s.device), s.objective, extras, real)
+            g_step(G_train, s.D, s.opt_g, s.batch_z(), s.objective, extras, real)
 
     try:
         with FlopCounterMode(display=False) as counter:  # FLOPs of n_critic steps, then per step
             for i in range(cfg.optim.n_critic):
-                one_step(i)
+                one_step(i, plain=True)  # the same arithmetic as the compiled modules
         flops_per_step = counter.get_total_flops() / cfg.optim.n_critic
     except RuntimeError:  # the FLOP counter cannot follow double backward (gradient penalty)
         flops_per_step = None
-    for i in range(3):  # warm-up
+    t_warm = time.perf_counter()
+    for i in range(3):  # warm-up (and compilation)
         one_step(i)
+    _sync(s.device)
+    warmup_s = time.perf_counter() - t_warm
     _sync(s.device)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or steps < cfg.optim.n_critic:
@@ -68,9 +99,12 @@ def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, dev
         steps += 1
     _sync(s.device)
     dt = time.perf_counter() - t0
-    peak = matmul_peak(s.device)
+    from .training.precision import DTYPES
+
+    peak = peak or matmul_peak(s.device, dtype=DTYPES.get(cfg.train.amp, torch.float32))
     achieved = flops_per_step * steps / dt if flops_per_step else None
-    return {"preset": preset, "device": _device_name(s.device), "threads": torch.get_num_threads(),
+    return {"preset": preset, "variant": variant, "device": _device_name(s.device),
+            "threads": torch.get_num_threads(), "warmup_s": round(warmup_s, 1),
             "batch_size": B, "steps": steps, "img_per_s": round(B * steps / dt, 1),
             "step_ms": round(1000 * dt / steps, 2),
             "gflop_per_step": round(flops_per_step / 1e9, 3) if flops_per_step else None,
@@ -85,11 +119,12 @@ def _device_name(device: torch.device) -> str:
 
 
 def format_speed_table(rows: list[dict]) -> str:
-    head = f"{'preset':<12} {'device':<24} {'batch':>5} {'img/s':>9} {'step ms':>9} {'GFLOP/s':>9} {'peak':>8} {'share':>6}"
+    head = (f"{'preset':<10} {'option':<14} {'device':<20} {'batch':>5} {'img/s':>9} {'step ms':>8} {'GFLOP/s':>8} "
+            f"{'peak':>7} {'share':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        achieved = f"{r['achieved_gflops']:>9.1f}" if r["achieved_gflops"] else f"{'n/a':>9}"
+        achieved = f"{r['achieved_gflops']:>8.1f}" if r["achieved_gflops"] else f"{'n/a':>8}"
         share = f"{r['share_of_peak']:>6.0%}" if r["share_of_peak"] else f"{'n/a':>6}"
-        lines.append(f"{r['preset']:<12} {r['device'][:24]:<24} {r['batch_size']:>5} {r['img_per_s']:>9.1f} "
-                     f"{r['step_ms']:>9.2f} {achieved} {r['peak_gflops']:>8.1f} {share}")
+        lines.append(f"{r['preset']:<10} {r['variant']:<14} {r['device'][:20]:<20} {r['batch_size']:>5} "
+                     f"{r['img_per_s']:>9.1f} {r['step_ms']:>8.2f} {achieved} {r['peak_gflops']:>7.1f} {share}")
     return "\n".join(lines)

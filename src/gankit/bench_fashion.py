@@ -25,8 +25,6 @@ FASHION_CONFIGS: dict[str, dict] = {
     "EMA+TTUR": {"train": {"ema_decay": 0.999}, "optim": {"lr_d": 4e-4, "lr_g": 1e-4}},
 }
 
-COLUMNS = ("fid", "kid", "classes_covered", "class_kl")
-
 
 def run_one(config: str, dataset: str, seed: int, minutes: float, num: int, extra: Sequence[dict], out: Path,
             data_dir: Optional[str] = None) -> dict:
@@ -45,7 +43,7 @@ def run_one(config: str, dataset: str, seed: int, minutes: float, num: int, extr
     result = evaluate_run(str(out), ["fid", "kid"], features="judge", num=num, seed=seed)
     m = result["metrics"]
     return {"config": config, "dataset": dataset, "seed": seed, "steps": summary["steps"],
-            "seconds": round(seconds, 1), "fid": m["fid"], "kid": m["kid"] * 1000,
+            "seconds": round(seconds, 1), "fid": m["fid"], "kid": m["kid"],
             "classes_covered": m["classes_covered"], "class_kl": m["class_kl"]}
 
 
@@ -65,15 +63,15 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes: float, dataset: s
     for config in configs:
         for seed in range(seeds):
             r = run_one(config, dataset, seed, minutes, num, extra, root / f"{config}-{seed}", data_dir)
-            log(f"{config} seed {seed}: {r['steps']} steps, FID {r['fid']:.1f}, KID x1000 {r['kid']:.1f}, "
+            log(f"{config} seed {seed}: {r['steps']} steps, FID {r['fid']:.1f}, KID {r['kid']:.1f}, "
                 f"{r['classes_covered']} classes, class KL {r['class_kl']:.3f}")
             results.append(r)
     return results
 
 
 def format_fashion_table(results: list[dict]) -> str:
-    """One row per configuration: judge FID, KID x 1000, classes covered, class KL (mean ± s.e.), steps."""
-    head = (f"{'config':<16}| {'FID (judge)':>15} | {'KID x1000':>13} | {'classes':>11} | {'class KL':>13} | "
+    """One row per configuration: judge FID, judge KID, classes covered, class KL (mean ± s.e.), steps."""
+    head = (f"{'config':<16}| {'FID (judge)':>15} | {'KID (judge)':>13} | {'classes':>11} | {'class KL':>13} | "
             f"{'steps':>6} | seeds")
     lines = [head, "-" * len(head)]
     for c in dict.fromkeys(r["config"] for r in results):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from typing import Optional, Sequence
@@ -24,6 +25,7 @@ TRAIN_FLAGS = {
     "batch_size": "train.batch_size", "seed": "train.seed", "out": "train.out", "device": "train.device",
     "checkpoint_every": "train.checkpoint_every", "keep_checkpoints": "train.keep_checkpoints",
     "threads": "train.threads", "eval_every": "train.eval_every", "eval_metric": "train.eval_metric",
+    "amp": "train.amp",
 }
 BUDGET_FLAGS = ("epochs", "minutes", "max_steps")
 
@@ -77,6 +79,10 @@ def _train_parser(sub) -> None:
     g.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
     g.add_argument("--strict", action="store_true", help="stop with exit code 4 at the first diagnostic warning")
     g.add_argument("--quiet", action="store_true", help="no progress output")
+    g = p.add_argument_group("speed (see README: Performance; several GPUs: torchrun --nproc_per_node K -m gankit train)")
+    g.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision on CUDA (default off)")
+    g.add_argument("--compile", action="store_true", help="torch.compile G and D (minutes of compiling first)")
+    g.add_argument("--channels-last", action="store_true", help="NHWC memory layout for conv models")
 
 
 def _sample_parser(sub) -> None:
@@ -100,7 +106,10 @@ def _bench_parser(sub) -> None:
     s.add_argument("--seconds", type=float, default=20.0, help="measured time per preset (default 20)")
     s.add_argument("--batch-size", type=int, help="override the preset's batch size")
     s.add_argument("--device", default="auto")
-    s.add_argument("--json", action="store_true", help="print one JSON object per preset")
+    s.add_argument("--options", metavar="LIST", help="comma list of speed options to time, each against the "
+                   "preset as shipped: default, loop-optim, channels-last, compile, bf16, fp16, batch-128 "
+                   "(default: default,loop-optim,channels-last, plus bf16,fp16 on CUDA)")
+    s.add_argument("--json", action="store_true", help="print one JSON object per preset and option")
     t = bsub.add_parser("toy2d", help="techniques on ring and grid: modes, %% high quality, reverse KL")
     t.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
     t.add_argument("--datasets", default="ring,grid", help="comma list of ring, grid (default both)")
@@ -219,6 +228,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         over = _overrides(args) + ([{"diagnose": {"strict": True}}] if args.strict else [])
         over += [{"train": {"tensorboard": True}}] if args.tensorboard else []
+        over += [{"train": {"compile": True}}] if args.compile else []
+        over += [{"train": {"channels_last": True}}] if args.channels_last else []
         cfg = build_config(args.preset, args.config, over)
         summary = train(cfg, quiet=args.quiet)
     return _report(summary)
@@ -226,6 +237,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _report(summary: dict) -> int:
     run = summary["run"]
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun: rank 0 speaks for all processes
+        return {"diverged": 3, "strict": 4, "interrupt": 130}.get(summary["stopped_by"], 0)
     if summary["stopped_by"] == "diverged":
         print(f"gankit: error: training diverged at step {summary['steps']} (a loss or weight became NaN or "
               f"infinite); no checkpoint of that state was saved. Lower --lr-g/--lr-d and start again, or "
@@ -260,10 +273,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_toy2d(args)
     if args.bench == "fashion":
         return cmd_bench_fashion(args)
-    from .bench import format_speed_table, speed
+    from .bench import VARIANTS, default_variants, format_speed_table, speed
 
-    rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device)
-            for p in (args.preset or ["dcgan"])]
+    options = args.options.split(",") if args.options else default_variants(args.device)
+    bad = [o for o in options if o not in VARIANTS]
+    if bad:
+        raise GankitError(f"unknown speed option '{bad[0]}'; available: {', '.join(VARIANTS)}")
+    rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device, variant=o)
+            for p in (args.preset or ["dcgan"]) for o in options]
     return _print_rows(rows, args.json, format_speed_table)
 
 

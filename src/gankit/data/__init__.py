@@ -29,6 +29,7 @@ class Data:
     name: str
     x: Tensor
     labels: Optional[Tensor] = None
+    device: Optional[torch.device] = None  # where batches are delivered (None: where x is)
 
     @property
     def is_image(self) -> bool:
@@ -43,12 +44,24 @@ class Data:
         return self.x.shape[0]
 
     def batch(self, idx: Tensor) -> Tensor:
-        """Examples at idx as float32 in [-1, 1] (images) or raw coordinates (points)."""
-        x = self.x[idx]
+        """Examples at idx as float32 in [-1, 1] (images) or raw coordinates (points), on the training device."""
+        if self.device is not None and self.x.device != self.device:  # held on the host, in pinned memory
+            idx = idx.to(self.x.device)
+            buf = torch.empty((len(idx),) + tuple(self.x.shape[1:]), dtype=self.x.dtype,
+                              pin_memory=self.x.is_pinned())
+            x = torch.index_select(self.x, 0, idx, out=buf).to(self.device, non_blocking=True)
+        else:
+            x = self.x[idx]
         return x.float().div_(127.5).sub_(1.0) if self.is_image else x
 
-    def to(self, device: torch.device) -> "Data":
-        return Data(self.name, self.x.to(device), None if self.labels is None else self.labels.to(device))
+    def to(self, device: torch.device, max_share: float = 0.25) -> "Data":
+        """Small datasets move to the device as uint8 (no per-step host copies). One larger than
+        `max_share` of the GPU's free memory stays on the host in pinned memory; each batch is then
+        gathered there and copied asynchronously."""
+        labels = None if self.labels is None else self.labels.to(device)
+        if device.type == "cuda" and self.x.nbytes > max_share * torch.cuda.mem_get_info(device)[0]:
+            return Data(self.name, self.x.pin_memory(), labels, device=device)
+        return Data(self.name, self.x.to(device), labels, device=device)
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -162,7 +175,7 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
         x, labels = _load_cifar10(cfg)
         x = _fit(x, cfg.image_size, cfg.channels)
     else:
-        x = load_folder(name, cfg.image_size, cfg.channels)
+        x = load_folder(name, cfg.image_size, cfg.channels, cfg.workers)
     if cfg.limit is not None:
         x = x[: cfg.limit]
         labels = None if labels is None else labels[: cfg.limit]

@@ -31,13 +31,42 @@ def _load_one(path: Path, size: int) -> tuple[torch.Tensor, bool]:
     return TF.center_crop(t, [size, size]), gray
 
 
-def load_folder(root: str | Path, image_size: int | None, channels: int | None) -> torch.Tensor:
+class _Decoded(torch.utils.data.Dataset):
+    """Decoding of one file per item, for a DataLoader whose workers decode in parallel."""
+
+    def __init__(self, paths: list[Path], size: int):
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return _load_one(self.paths[i], self.size)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            return None
+
+
+def _identity(item):  # a module-level function: picklable for spawned workers
+    return item
+
+
+def _decode_all(paths: list[Path], size: int, workers: int):
+    """(image, gray) or None per path, in order; `workers` processes decode in parallel (0: this one)."""
+    if workers <= 0:
+        return [_Decoded(paths, size)[i] for i in range(len(paths))]
+    loader = torch.utils.data.DataLoader(_Decoded(paths, size), batch_size=None, num_workers=workers,
+                                         collate_fn=_identity)
+    return list(loader)
+
+
+def load_folder(root: str | Path, image_size: int | None, channels: int | None, workers: int = 0) -> torch.Tensor:
     """[N, C, S, S] uint8. Unreadable files are skipped and counted in one warning."""
-    return load_labelled_folder(root, image_size, channels)[0]
+    return load_labelled_folder(root, image_size, channels, workers)[0]
 
 
-def load_labelled_folder(root: str | Path, image_size: int | None,
-                         channels: int | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_labelled_folder(root: str | Path, image_size: int | None, channels: int | None,
+                         workers: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Images [N,C,S,S] uint8, labels [N] from each file's first-level subfolder, and the class names
     (files directly in root form class '.')."""
     root = Path(root)
@@ -50,12 +79,11 @@ def load_labelled_folder(root: str | Path, image_size: int | None,
                           "point --dataset at a folder that has some")
     size = image_size or 64
     images, grays, bad, folders = [], [], [], []
-    for p in paths:
-        try:
-            t, gray = _load_one(p, size)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+    for p, item in zip(paths, _decode_all(paths, size, workers)):
+        if item is None:
             bad.append(p)
             continue
+        t, gray = item
         images.append(t)
         grays.append(gray)
         rel = p.relative_to(root).parts

@@ -10,14 +10,13 @@ def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
 
     real, fake: [N, ...] batches (fake detached). One mixing weight per sample.
     """
-    real, fake = real.float(), fake.float()
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     with torch.autocast(real.device.type, enabled=False):  # float32 even under mixed precision
-        out = D(x_hat).float()
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    norm = grad.flatten(1).norm(2, dim=1)  # [N]
-    return (norm - 1).pow(2).mean()
+        real, fake = real.float(), fake.float()
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+        norm = grad.flatten(1).norm(2, dim=1)  # [N]
+        return (norm - 1).pow(2).mean()
 
 
 @torch.no_grad()
@@ -29,8 +28,7 @@ def clip_weights_(D: nn.Module, c: float) -> None:
 
 def r1_penalty(D: nn.Module, real: Tensor) -> Tensor:
     """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 on real data; the loop weighs it by gamma / 2."""
-    x = real.detach().float().requires_grad_(True)
-    with torch.autocast(x.device.type, enabled=False):  # float32 even under mixed precision
-        out = D(x).float()
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
+    with torch.autocast(real.device.type, enabled=False):  # float32 even under mixed precision
+        x = real.detach().float().requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+        return grad.flatten(1).pow(2).sum(1).mean()

@@ -238,7 +238,7 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
             if t.epochs is not None and epoch >= t.epochs:
                 stopped_by = "epochs"
                 break
-            perm = epoch_permutation(t.seed, epoch, len(s.data)).to(s.device)
+            perm = epoch_permutation(t.seed, epoch, len(s.data)).to(s.data.x.device)
             for i in range(step - epoch * spe, spe):
                 real = s.data.batch(perm[i * B + first:i * B + first + b])  # [b, *shape]
                 if channels_last:

@@ -180,6 +180,9 @@ def build(cfg: Config, d: Dist = SINGLE) -> Setup:
         raise GankitError(f"the batch size {t.batch_size} must divide evenly over the {d.world} processes; "
                           f"use a multiple of {d.world}")
     device = pick_device(t.device, d)
+    if t.amp != "off" and device.type != "cuda":
+        raise GankitError(f"train.amp={t.amp} needs a CUDA GPU (on this {device.type} it would be slower than "
+                          "float32); use --amp off")
     data = load_dataset(cfg.data, seed=t.seed)
     if len(data) < t.batch_size:
         raise GankitError(f"the dataset has {len(data)} examples, fewer than the batch size {t.batch_size}; "

@@ -53,8 +53,16 @@ def grad_norm(net: nn.Module) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+def scaled_grad_norm(net: nn.Module, scaler: torch.amp.GradScaler) -> Tensor:
+    """G's or D's gradient norm after unscaling. With fp16 a step whose gradients overflowed is skipped by
+    the scaler (and its scale lowered): that is bookkeeping, not divergence, so it is logged as 0."""
+    norm = grad_norm(net)
+    return torch.nan_to_num(norm, nan=0.0, posinf=0.0) if scaler.is_enabled() else norm
+
+
 def d_output(logits: Tensor, obj: Objective) -> Tensor:
     """Mean D output to report: a probability for BCE objectives, the raw critic value otherwise."""
+    logits = logits.float()
     return (torch.sigmoid(logits) if obj.probabilities else logits).mean()
 
 
@@ -87,7 +95,7 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
     scaler = e.prec.scaler_d
     scaler.scale(loss).backward()
     scaler.unscale_(opt_d)
-    stats["grad_d"] = grad_norm(D)
+    stats["grad_d"] = scaled_grad_norm(D, scaler)
     scaler.step(opt_d)
     scaler.update()
     if e.ha_d is not None:
@@ -168,7 +176,7 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
     scaler = e.prec.scaler_g
     scaler.scale(loss).backward()
     scaler.unscale_(opt_g)
-    norm = grad_norm(G)
+    norm = scaled_grad_norm(G, scaler)
     scaler.step(opt_g)
     scaler.update()
     if e.ha_g is not None:
