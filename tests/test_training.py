@@ -187,6 +187,13 @@ def test_ema_of_generator_weights(tmp_path, idx_dir):
     before = ema.weight.clone()
     ema_update_(ema, net, 0.9)
     torch.testing.assert_close(ema.weight, 0.9 * before + 0.1 * net.weight)
+    # warm-up: the first updates follow G closely ((1+n)/(10+n)), later ones use the asked decay
+    before = ema.weight.clone()
+    ema_update_(ema, net, 0.999, updates=0)
+    torch.testing.assert_close(ema.weight, 0.1 * before + 0.9 * net.weight)
+    from gankit.training.ema import ema_decay_at
+
+    assert ema_decay_at(0.999, 10) == pytest.approx(11 / 20) and ema_decay_at(0.999, 10**6) == 0.999
     cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, train={"ema_decay": 0.5})
     run = Path(gankit.train(cfg, quiet=True)["run"])
     ckpt = load_file(list_step_checkpoints(run)[0])

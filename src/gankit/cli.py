@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import GankitError
@@ -25,7 +26,7 @@ TRAIN_FLAGS = {
     "batch_size": "train.batch_size", "seed": "train.seed", "out": "train.out", "device": "train.device",
     "checkpoint_every": "train.checkpoint_every", "keep_checkpoints": "train.keep_checkpoints",
     "threads": "train.threads", "eval_every": "train.eval_every", "eval_metric": "train.eval_metric",
-    "amp": "train.amp",
+    "amp": "train.amp", "labels_per_class": "cond.labels_per_class",
 }
 BUDGET_FLAGS = ("epochs", "minutes", "max_steps")
 
@@ -53,6 +54,8 @@ def _train_parser(sub) -> None:
     g.add_argument("--loss", help="minimax, nonsat, lsgan, wgan, wgan-gp, hinge")
     g.add_argument("--latent-dim", type=int, help="size of z")
     g.add_argument("--latent-dist", help="normal or uniform")
+    g.add_argument("--labels-per-class", type=int, metavar="N",
+                   help="semi-supervised GAN (--preset ssgan): labelled examples per class (default 100)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", help="adam, rmsprop or sgd")
     g.add_argument("--lr-g", type=float, help="generator learning rate")
@@ -96,6 +99,21 @@ def _sample_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
     p.add_argument("--checkpoint", metavar="NAME", help="e.g. step-000500 (default: the newest)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    p.add_argument("--class", dest="klass", metavar="K", help="class-conditional runs: draw only class K "
+                   "(its index or name, e.g. 7 or Sneaker)")
+    p.add_argument("--vary", metavar="CODE", help="InfoGAN runs: a latent traversal grid, one row per z, "
+                   "columns varying CODE (cat0, cat1, ... or cont0, cont1, ...)")
+
+
+def _classify_parser(sub) -> None:
+    p = sub.add_parser("classify", help="classify images with a semi-supervised (or AC-GAN) run's D",
+                       description="Print the class D's classifier gives each image (index, name, probability).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (png, jpg, ...)")
+    p.add_argument("--checkpoint", metavar="NAME", help="e.g. step-000500 (default: the newest)")
+    p.add_argument("--top", type=int, default=1, help="also list the next most likely classes (default 1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
 
 
 def _bench_parser(sub) -> None:
@@ -153,6 +171,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("--data-dir", help="where to look for dataset files first")
     p.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda or mps")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--per-class", action="store_true", help="class-conditional runs: FID, recall and the "
+                   "judge's accuracy for each class (--num images per class, default 1000)")
 
 
 def _judge_parser(sub) -> None:
@@ -184,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _sample_parser(sub)
     _bench_parser(sub)
+    _classify_parser(sub)
     _eval_parser(sub)
     _judge_parser(sub)
     _compare_parser(sub)
@@ -262,9 +283,24 @@ def _report(summary: dict) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .sampling import sample
 
-    path = sample(args.run_dir, args.num, args.out, seed=args.seed, checkpoint=args.checkpoint,
-                  device=args.device)
-    print(f"wrote {args.num} samples to {path}")
+    if (args.klass is not None or args.vary) and len(args.run_dir) > 1:
+        raise GankitError("--class and --vary take one run folder, not an ensemble")
+    path, n = sample(args.run_dir, args.num, args.out, seed=args.seed, checkpoint=args.checkpoint,
+                     device=args.device, klass=args.klass, vary=args.vary, with_count=True)
+    print(f"wrote {n} samples to {path}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .metrics.classify import classify
+
+    rows = classify(args.run_dir, args.images, args.checkpoint, args.device, max(1, args.top))
+    for r in rows:
+        if args.json:
+            print(json.dumps(r))
+        else:
+            rest = ", ".join(f"{t['name']} {t['probability']:.3f}" for t in r["top"][1:])
+            print(f"{r['image']}\t{r['class']}\t{r['name']}\t{r['probability']:.3f}" + (f"\t({rest})" if rest else ""))
     return 0
 
 
@@ -339,6 +375,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .config import config_from_dict, load_yaml
     from .metrics.evaluate import evaluate_run, evaluate_sets, format_table, parse_metrics
 
     from .training.setup import pick_device
@@ -348,6 +385,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   real_stats=args.real_stats, device=str(pick_device(args.device)))
     if args.run_dir and (args.real or args.fake):
         raise GankitError("give either RUN_DIR or --real and --fake, not both")
+    if args.per_class:
+        from .metrics.classify import class_names
+        from .metrics.evaluate import evaluate_per_class, format_per_class
+
+        if not args.run_dir:
+            raise GankitError("--per-class scores a run; give RUN_DIR")
+        result = evaluate_per_class(args.run_dir, args.num or 1000, args.checkpoint, args.seed,
+                                    "judge" if args.features == "auto" else args.features, common["device"])
+        cfg = config_from_dict(load_yaml(Path(args.run_dir) / "config.yaml"))
+        print(json.dumps(result) if args.json else format_per_class(result, class_names(cfg, len(result["per_class"]))))
+        return 0
     if args.run_dir:
         result = evaluate_run(args.run_dir, metrics, num=args.num, checkpoint=args.checkpoint, seed=args.seed,
                               **common)
@@ -379,7 +427,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compare": cmd_compare, "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
+COMMANDS = {"classify": cmd_classify, "compare": cmd_compare, "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
             "list": cmd_list}
 
 

@@ -120,6 +120,23 @@ class TechConfig:
 
 
 @dataclass
+class CondConfig:
+    mode: Literal["none", "cgan", "acgan", "infogan", "ssgan"] = "none"  # how labels or codes are used
+    g: Literal["concat", "cbn"] = "concat"  # cgan/acgan: G gets a class embedding concatenated to z, or
+    #                                         conditional BatchNorm (scale and shift per class)
+    d: Literal["projection", "concat"] = "projection"  # cgan: D by projection (Miyato & Koyama) or by
+    #                                                    one-hot maps concatenated to its input (Mirza & Osindero)
+    embed_dim: int = 32  # size of G's class embedding (g=concat)
+    aux_weight: float = 1.0  # acgan: weight of the class cross-entropies in both losses
+    g_classifier: bool = False  # acgan: dense classifier head on G's last feature map, trained to the class
+    cat_codes: list = field(default_factory=lambda: [10])  # infogan: categories of each categorical code
+    cont_codes: int = 2  # infogan: continuous codes, U(-1, 1)
+    info_weight: float = 1.0  # infogan: weight of the mutual-information loss (lambda)
+    labels_per_class: Optional[int] = 100  # ssgan: labelled training examples per class (null: all)
+    supervised_only: bool = False  # ssgan baseline: D's classifier on the labelled examples alone, no GAN
+
+
+@dataclass
 class DiagnoseConfig:
     enabled: bool = True  # watch the run and warn in plain words when something goes wrong
     window: int = 200  # logged steps the D-output and gradient checks average over
@@ -144,6 +161,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     tech: TechConfig = field(default_factory=TechConfig)
+    cond: CondConfig = field(default_factory=CondConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -156,7 +174,7 @@ class Config:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "preset"}
 _SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
                     "optim": OptimConfig, "train": TrainConfig, "diagnose": DiagnoseConfig,
-                    "tech": TechConfig}
+                    "tech": TechConfig, "cond": CondConfig}
 
 
 # ---------------------------------------------------------------- presets
@@ -308,6 +326,22 @@ def validate(cfg: Config) -> Config:
         raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
     if tc.replay_size < 0 or not 0.0 <= tc.replay_ratio <= 1.0 or tc.historical_averaging < 0:
         raise GankitError("tech.replay_size and tech.historical_averaging must be >= 0, tech.replay_ratio in [0, 1]")
+    c = cfg.cond
+    if c.mode != "none":
+        if tc.pack > 1 or tc.unrolled_steps or m.virtual_batchnorm:
+            raise GankitError(f"cond.mode={c.mode} does not combine with tech.pack, tech.unrolled_steps or "
+                              "model.virtual_batchnorm; turn those off")
+        if c.mode == "cgan" and c.d == "concat" and tc.feature_matching != "off":
+            raise GankitError("feature matching needs D's features without the label: use cond.d=projection")
+        if c.mode == "infogan" and (not all(isinstance(k, int) and k > 1 for k in c.cat_codes) or c.cont_codes < 0
+                                    or not (c.cat_codes or c.cont_codes)):
+            raise GankitError("cond.cat_codes must list category counts > 1 and cond.cont_codes be >= 0, "
+                              "with at least one code")
+        if c.mode == "ssgan" and cfg.loss.name not in ("minimax", "nonsat"):
+            raise GankitError(f"the semi-supervised GAN's K+1 classifier needs a BCE loss (nonsat), not "
+                              f"'{cfg.loss.name}'")
+        if c.labels_per_class is not None and c.labels_per_class < 1:
+            raise GankitError(f"bad value {c.labels_per_class!r} for 'cond.labels_per_class'; at least 1 (or null)")
     if d.workers < 0:
         raise GankitError(f"bad value {d.workers!r} for 'data.workers'; it must be >= 0")
     if tc.unrolled_steps < 0:

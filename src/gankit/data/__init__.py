@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..config import DataConfig, TOY_DATASETS
 from ..errors import GankitError
-from .folders import load_folder
+from .folders import load_labelled_folder
 from .idx import find_idx_pair, read_idx
 from .toy2d import sample_toy, toy_centers, toy_std
 
@@ -168,6 +168,7 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     if name in TOY_DATASETS:
         g = torch.Generator().manual_seed(seed)
         x = sample_toy(name, cfg.toy_size, generator=g)
+        labels = torch.cdist(x, toy_centers(name)).argmin(1)  # the mode each point came from
     elif name in ("fashion-mnist", "mnist"):
         x, labels = _load_mnist_like(name, cfg)
         x = _fit(x, cfg.image_size, cfg.channels)
@@ -175,7 +176,8 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
         x, labels = _load_cifar10(cfg)
         x = _fit(x, cfg.image_size, cfg.channels)
     else:
-        x = load_folder(name, cfg.image_size, cfg.channels, cfg.workers)
+        x, labels, classes = load_labelled_folder(name, cfg.image_size, cfg.channels, cfg.workers)
+        labels = labels if len(classes) > 1 else None  # one subfolder per class gives labels
     if cfg.limit is not None:
         x = x[: cfg.limit]
         labels = None if labels is None else labels[: cfg.limit]

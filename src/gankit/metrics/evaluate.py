@@ -247,3 +247,59 @@ class RunEvaluator:
         if better:
             self.best = v
         return better
+
+
+def evaluate_per_class(run_dir: str, num_per_class: int = 1000, checkpoint: Optional[str] = None, seed: int = 0,
+                       features: str = "judge", device: str = "cpu", record: bool = True) -> dict:
+    """A class-conditional run, class by class, with the dataset's judge: FID and recall (coverage of the
+    class's real images) of the samples drawn for each class against that class's training images, and
+    the judge's accuracy, the share of them it classifies as the requested class."""
+    from ..data import load_dataset, to_uint8
+    from ..sampling import generate, load_generator_checkpoint
+
+    t0 = time.time()
+    run = Path(run_dir)
+    G, cfg, path, ckpt = load_generator_checkpoint(run, checkpoint, device)
+    if cfg.cond.mode not in ("cgan", "acgan"):
+        raise GankitError(f"--per-class needs a class-conditional run (cond.mode cgan or acgan), not "
+                          f"cond.mode={cfg.cond.mode}")
+    if cfg.is_toy:
+        raise GankitError("--per-class scores images with a judge; for ring and grid use --metrics modes")
+    data = load_dataset(cfg.data, cfg.train.seed)
+    ex = choose_extractor(features, cfg.data.dataset, cfg.data.data_dir, None, device)
+    if ex.name != "judge":
+        raise GankitError("--per-class needs the judge's classes; use --features judge (train one with "
+                          "`gankit judge train`)")
+    K = G.num_classes
+    per_class, gen = {}, torch.Generator().manual_seed(seed)
+    for k in range(K):
+        real = data.x[data.labels == k]
+        if len(real) > num_per_class:
+            real = real[torch.randperm(len(real), generator=gen)[:num_per_class].sort().values]
+        fake = to_uint8(generate(G, cfg, num_per_class, seed=seed + k, device=device,
+                                 classes=torch.full((num_per_class,), k, dtype=torch.long)))
+        rf, _ = ex.features(real)
+        ff, fp = ex.features(fake)
+        per_class[k] = {"fid": dist.fid_from_features(rf, ff), "recall": dist.precision_recall(rf, ff)[1],
+                        "judge_accuracy": float((np.asarray(fp).argmax(1) == k).mean())}
+    mean = {f"mean_{m}": float(np.mean([v[m] for v in per_class.values()])) for m in ("fid", "recall", "judge_accuracy")}
+    info = {k: v for k, v in ex.info.items() if k != "class_histogram"}
+    result = {"metrics": mean, "per_class": per_class, "features": info, "step": int(ckpt["step"]),
+              "checkpoint": path.name, "real": {"source": cfg.data.dataset, "kind": "dataset", "split": "train",
+                                                "n": num_per_class, "per": "class"},
+              "fake": {"source": f"{run.name}/{path.name}", "kind": "generator", "n": num_per_class * K,
+                       "seed": seed}, "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if record:
+        append_history(run / "metrics.json", result)
+    return result
+
+
+def format_per_class(result: dict, names: list[str]) -> str:
+    lines = [f"{'class':<16} {'FID':>9} {'recall':>7} {'judge acc.':>10}"]
+    for k, v in result["per_class"].items():
+        lines.append(f"{names[int(k)][:16]:<16} {v['fid']:>9.2f} {v['recall']:>7.3f} {v['judge_accuracy']:>10.3f}")
+    m = result["metrics"]
+    lines.append(f"{'mean':<16} {m['mean_fid']:>9.2f} {m['mean_recall']:>7.3f} {m['mean_judge_accuracy']:>10.3f}")
+    lines.append(f"# features: {result['features'].get('extractor')}; {result['real']['n']} real and fake "
+                 f"images per class; fake: {result['fake']['source']}")
+    return "\n".join(lines)

@@ -13,19 +13,24 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def save_samples(x: torch.Tensor, path: Path, centers: Optional[torch.Tensor] = None, title: str = "") -> None:
-    """Images [N,C,H,W] in [-1,1] -> a square PNG grid; points [N,2] -> a scatter plot PNG."""
+def save_samples(x: torch.Tensor, path: Path, centers: Optional[torch.Tensor] = None, title: str = "",
+                 nrow: Optional[int] = None, labels: Optional[torch.Tensor] = None) -> None:
+    """Images [N,C,H,W] in [-1,1] -> a PNG grid (square, or `nrow` images per row: one class per row);
+    points [N,2] -> a scatter plot PNG (coloured by requested class when `labels` are given)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = x.detach().float().cpu()
     if x.dim() == 4:
         from torchvision.utils import save_image
 
-        save_image(x, path, nrow=max(1, math.ceil(math.sqrt(x.shape[0]))), normalize=True,
+        save_image(x, path, nrow=nrow or max(1, math.ceil(math.sqrt(x.shape[0]))), normalize=True,
                    value_range=(-1, 1), padding=2)
         return
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.5, color="tab:blue", label="generated")
+    if labels is not None:
+        ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.6, c=labels.cpu().numpy(), cmap="tab10", label="generated")
+    else:
+        ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.5, color="tab:blue", label="generated")
     if centers is not None:
         ax.scatter(centers[:, 0], centers[:, 1], s=25, marker="x", color="tab:red", label="mode centres")
         lim = float(centers.abs().max()) * 1.5
@@ -62,7 +67,10 @@ def _curves(rows: Sequence[dict], keys: dict[str, str], steps_per_epoch: int, pa
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    else:  # e.g. the semi-supervised baseline has no D(x), D(G(z))
+        ax.text(0.5, 0.5, "nothing logged for this plot", ha="center", va="center", transform=ax.transAxes)
     spe = max(steps_per_epoch, 1)
     top = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))
     top.set_xlabel("epoch")
@@ -109,13 +117,18 @@ def plot_progression(sample_paths: Sequence[Path], path: Path, max_panels: int =
 
 def plot_metric(history: Sequence[dict], steps_per_epoch: int, path: Path) -> None:
     """The evaluation metric(s) measured during training, against iterations (best points marked)."""
-    keys = [k for k in history[0]["metrics"] if k in ("fid", "kid", "is", "modes")]
+    known = ("fid", "kid", "is", "modes", "test_accuracy")
+    keys = [k for k in known if any(k in h["metrics"] for h in history)]
+    if not keys:
+        return
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 3.5), dpi=100, squeeze=False)
     for ax, key in zip(axes[0], keys):
-        steps = [h["step"] for h in history]
-        vals = [h["metrics"][key] for h in history]
+        rows = [h for h in history if key in h["metrics"]]
+        steps = [h["step"] for h in rows]
+        vals = [h["metrics"][key] for h in rows]
+        history_key = rows
         ax.plot(steps, vals, marker="o", label=key)
-        best = [(h["step"], h["metrics"][key]) for h in history if h.get("best")]
+        best = [(h["step"], h["metrics"][key]) for h in history_key if h.get("best")]
         if best:
             ax.scatter(*zip(*best), color="tab:red", zorder=3, label="new best")
         ax.set_xlabel("iteration")

@@ -89,7 +89,7 @@ def make_checkpoint(s: Setup, step: int, epoch: int, elapsed: float, best: Optio
             "G": s.G.state_dict(), "D": s.D.state_dict(),
             "G_ema": s.G_ema.state_dict() if s.G_ema is not None else None, "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(), "rng": rng_state(s.device), "fixed_z": s.fixed_z.cpu(),
-            "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best,
+            "shape": list(s.data.shape), "config": s.cfg.to_dict(), "best": best, "num_classes": s.num_classes,
             "lr_scale": s.lr_scale, "g_skipped": s.g_skipped, "tech": s.technique_state()}
 
 
@@ -139,10 +139,11 @@ def write_samples(s: Setup, path: Path, title: str) -> torch.Tensor:
     was_training = G.training
     G.eval()
     with torch.random.fork_rng(devices=[]):  # sampling-time dropout must not shift the training RNG
-        x = G(s.fixed_z)
+        x = s.cond.generate(G, s.fixed_z, s.fixed_y)
     G.train(was_training)
     centers = toy_centers(s.cfg.data.dataset) if s.cfg.is_toy else None
-    save_samples(x, path, centers=centers, title=title)
+    save_samples(x, path, centers=centers, title=title, nrow=s.grid_cols or None,
+                 labels=s.fixed_y if s.cond.mode in ("cgan", "acgan") and s.cfg.is_toy else None)
     return x
 
 
@@ -231,6 +232,11 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
     diagnostics = Diagnostics(cfg, s.objective.probabilities, ref, run, progress.message)
     tb = TensorBoard(run) if t.tensorboard and main else None
     channels_last = t.channels_last and len(s.data.shape) == 3
+    supervised_only = cfg.cond.mode == "ssgan" and cfg.cond.supervised_only
+    classifier = None
+    if cfg.cond.mode == "ssgan" and main:
+        from ..metrics.classify import TestAccuracy
+        classifier = TestAccuracy(cfg, s.device)
     t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
     t_plots = time.monotonic()
     with StopFlag() as stop:
@@ -240,19 +246,22 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                 break
             perm = epoch_permutation(t.seed, epoch, len(s.data)).to(s.data.x.device)
             for i in range(step - epoch * spe, spe):
-                real = s.data.batch(perm[i * B + first:i * B + first + b])  # [b, *shape]
+                idx = perm[i * B + first:i * B + first + b]
+                real = s.data.batch(idx)  # [b, *shape]
                 if channels_last:
                     real = real.contiguous(memory_format=torch.channels_last)
                 extras = s.extras(step)  # techniques acting inside the steps (augment, noise, pack, ...)
                 stats = d_step(s.G, s.D_train, s.opt_d, real, s.batch_z(), s.objective, cfg.loss.gp_lambda,
-                               cfg.loss.clip, extras)
+                               cfg.loss.clip, extras, s.real_y(idx), s.batch_y(), s.labelled_batch())
                 step += 1
-                if due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, d.mean(stats)):
+                if supervised_only:
+                    pass  # the semi-supervised baseline trains D's classifier alone
+                elif due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, d.mean(stats)):
                     s.g_skipped += 1  # the generator-update gate: D is far ahead, G waits
                 elif due(step, cfg.optim.n_critic):
-                    g_stats = g_step(s.G_train, s.D, s.opt_g, s.batch_z(), s.objective, extras, real)
+                    g_stats = g_step(s.G_train, s.D, s.opt_g, s.batch_z(), s.objective, extras, real, s.batch_y())
                     if s.G_ema is not None:
-                        ema_update_(s.G_ema, s.G, t.ema_decay)
+                        ema_update_(s.G_ema, s.G, t.ema_decay, step // cfg.optim.n_critic)
                 elapsed = time.monotonic() - t_start
                 sync_point = due(step, s.log_every)  # the only place values are read from the device
                 if sync_point:
@@ -297,6 +306,12 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                     if tb is not None:
                         tb.image("samples/fixed_z", run / "samples" / f"epoch-{epoch:04d}.png", step)
                     diagnostics.on_samples(x, step, epoch)
+                    if classifier is not None:  # the semi-supervised GAN's classifier on the test split
+                        acc = classifier(s.D, s.cond)
+                        append_history(run / "metrics.json", {"step": step, "epoch": epoch, "during_training": True,
+                                                              "metrics": {"test_accuracy": acc}, "best": False})
+                        progress.message(f"epoch {epoch}: test accuracy {acc:.4f} "
+                                         f"({len(s.labelled)} labelled examples)")
                     if evaluator is not None and due(epoch, t.eval_every):
                         values, improved = evaluate_now(s, run, evaluator, step, epoch, elapsed, progress)
                         diagnostics.on_eval(values, improved, step, epoch)

@@ -19,6 +19,7 @@ from ..models import build_models
 from .checkpoint import list_step_checkpoints
 from ..losses.adversarial import bce_d_targets
 from .ema import make_ema
+from ..conditioning import NONE, Conditioning
 from .dist import SINGLE, Dist
 from .precision import Precision
 from .steps import Extras
@@ -110,6 +111,36 @@ class Setup:
     z_gen: Optional[torch.Generator] = None  # latent codes of the global batch (shared by all processes)
     prec: Precision = dataclasses.field(default_factory=Precision)
     log_every: int = 1
+    cond: Conditioning = NONE  # labels or InfoGAN codes
+    fixed_y: Optional[torch.Tensor] = None  # classes / codes of the per-epoch grid (one class per row)
+    grid_cols: int = 0  # images per grid row for conditional grids (0: a square grid)
+    labelled: Optional[torch.Tensor] = None  # ssgan: indices of the labelled training examples
+
+    @property
+    def num_classes(self) -> int:
+        return self.cond.K
+
+    def batch_y(self) -> Optional[torch.Tensor]:
+        """This process's share of the classes (or codes) drawn for the global batch's fakes."""
+        y = self.cond.sample(self.cfg.train.batch_size, self.z_gen, self.device)
+        if y is None:
+            return None
+        b = self.local_batch
+        return y[self.dist.rank * b:(self.dist.rank + 1) * b]
+
+    def real_y(self, idx: torch.Tensor) -> Optional[torch.Tensor]:
+        """Classes of the real examples at idx, when the conditioning uses them."""
+        if self.cond.mode in ("cgan", "acgan"):
+            return self.data.labels[idx.to(self.data.labels.device)].to(self.device)
+        return None
+
+    def labelled_batch(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """ssgan: a batch drawn from the labelled examples (images in [-1, 1], classes)."""
+        if self.labelled is None:
+            return None
+        pick = torch.randint(len(self.labelled), (self.local_batch,), generator=self.z_gen, device=self.device)
+        idx = self.labelled[pick]
+        return self.data.batch(idx), self.data.labels[idx.to(self.data.labels.device)].to(self.device)
 
     @property
     def local_batch(self) -> int:
@@ -125,7 +156,8 @@ class Setup:
         """The techniques acting inside the D and G steps at this step."""
         tc = self.cfg.tech
         return Extras(make_view(tc, step), tc.r1_gamma, self.replay, self.ha_d, self.ha_g,
-                      tc.historical_averaging, tc.feature_matching, tc.unrolled_steps, self.opt_d, self.prec)
+                      tc.historical_averaging, tc.feature_matching, tc.unrolled_steps, self.opt_d, self.prec,
+                      self.cond)
 
     def technique_state(self) -> dict:
         """Tensors the techniques keep, saved in checkpoints for exact resume."""
@@ -188,8 +220,10 @@ def build(cfg: Config, d: Dist = SINGLE) -> Setup:
         raise GankitError(f"the dataset has {len(data)} examples, fewer than the batch size {t.batch_size}; "
                           "lower --batch-size or add data")
     data = data.to(device)  # small datasets live on the device as uint8: no per-step host copies
+    K = int(data.labels.max()) + 1 if data.labels is not None else 0
+    cond = Conditioning(cfg.cond, K)
     torch.manual_seed(t.seed)
-    G, D = build_models(cfg.model, data.shape, packed_shape(data.shape, cfg.tech.pack))
+    G, D = build_models(cfg.model, data.shape, packed_shape(data.shape, cfg.tech.pack), cfg.cond, K)
     if cfg.tech.spectral_norm:
         apply_spectral_norm(D)
     G, D = G.to(device), D.to(device)
@@ -197,9 +231,15 @@ def build(cfg: Config, d: Dist = SINGLE) -> Setup:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g = make_optimizer(G.parameters(), cfg.optim, cfg.optim.lr_g, device)
     opt_d = make_optimizer(D.parameters(), cfg.optim, cfg.optim.lr_d, device)
-    n_fixed = t.num_samples
+    rows = cond.grid_rows()
+    grid_cols = max(1, t.num_samples // rows) if rows else 0
+    n_fixed = rows * grid_cols if rows else t.num_samples
     fixed_z = sample_z(n_fixed, cfg.model.latent_dim, cfg.model.latent_dist,
                        generator=torch.Generator().manual_seed(t.seed + 12345)).to(device)
+    fixed_y = cond.grid(grid_cols, device) if rows else None
+    labelled = None
+    if cond.mode == "ssgan":
+        labelled = pick_labelled(data.labels.cpu(), cfg.cond.labels_per_class, t.seed).to(data.x.device)
     G_ema = make_ema(G) if t.ema_decay else None
     tc = cfg.tech
     replay = ReplayBuffer(tc.replay_size, tc.replay_ratio, data.shape).to(device) if tc.replay_size else None
@@ -215,4 +255,20 @@ def build(cfg: Config, d: Dist = SINGLE) -> Setup:
     log_every = t.log_every or (20 if device.type == "cuda" else 1)
     return Setup(cfg, device, data, G, D, opt_g, opt_d, objective, fixed_z, G_ema, replay=replay,
                  ha_g=ha[0], ha_d=ha[1], dist=d, G_train=G_train, D_train=D_train, z_gen=z_gen,
-                 prec=Precision(t.amp, device), log_every=log_every)
+                 prec=Precision(t.amp, device), log_every=log_every, cond=cond, fixed_y=fixed_y,
+                 grid_cols=grid_cols, labelled=labelled)
+
+
+def pick_labelled(labels: torch.Tensor, per_class: Optional[int], seed: int) -> torch.Tensor:
+    """Indices of `per_class` examples of each class (a seeded random choice; None: every example)."""
+    if per_class is None:
+        return torch.arange(len(labels))
+    g = torch.Generator().manual_seed(seed + 99)
+    chosen = []
+    for k in range(int(labels.max()) + 1):
+        idx = (labels == k).nonzero().flatten()
+        if len(idx) < per_class:
+            raise GankitError(f"class {k} has {len(idx)} examples, fewer than cond.labels_per_class={per_class}; "
+                              "lower --labels-per-class")
+        chosen.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(chosen).sort().values

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..losses import Objective, clip_weights_, gradient_penalty, r1_penalty
+from ..conditioning import NONE, Conditioning
 from .precision import FP32, Precision
 
 View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (DiffAugment, instance noise, packing)
@@ -28,6 +29,7 @@ class Extras:
     unrolled_steps: int = 0  # G's loss through D after this many differentiable D updates (Metz et al.)
     opt_d: Optional[torch.optim.Optimizer] = None  # D's optimizer, whose rule and state the unrolling follows
     prec: Precision = FP32  # autocast and gradient scalers (train.amp)
+    cond: Conditioning = NONE  # labels or InfoGAN codes (config section cond)
 
 
 NO_EXTRAS = Extras()
@@ -67,30 +69,53 @@ def d_output(logits: Tensor, obj: Objective) -> Tensor:
 
 
 def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, z: Tensor,
-           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, e: Extras = NO_EXTRAS) -> dict[str, Tensor]:
-    """One D update on a real batch and G(z). Returns detached scalars for the log."""
+           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, e: Extras = NO_EXTRAS,
+           y_real: Optional[Tensor] = None, y_fake: Optional[Tensor] = None,
+           labelled: Optional[tuple[Tensor, Tensor]] = None) -> dict[str, Tensor]:
+    """One D update on a real batch and G(z). Returns detached scalars for the log.
+    y_real / y_fake: the classes (or InfoGAN codes) of the real batch and of the fakes; labelled: the
+    semi-supervised GAN's labelled batch (images, classes)."""
+    c = e.cond
+    stats: dict[str, Tensor] = {}
+    if c.mode == "ssgan" and c.cc.supervised_only:  # the baseline: D's classifier on the labelled data alone
+        with e.prec.autocast():
+            loss = torch.nn.functional.cross_entropy(c.judge(D, _seen(labelled[0], e))[1].float(), labelled[1])
+        stats["class_d"] = loss
+        return _d_update(D, opt_d, loss, stats, e, obj, clip)
     with torch.no_grad(), e.prec.autocast():
-        fake = G(z)
+        fake = c.generate(G, z, y_fake)
     if e.replay is not None:
         fake = e.replay.mix(fake)
     real, fake = _seen(real, e), _seen(fake, e)  # [N/pack, ...] as D sees them
     with e.prec.autocast():
-        real_out, fake_out = D(real), D(fake)  # [N], [N]
+        real_out, aux_real = c.judge(D, real, y_real)  # [N] logits, auxiliary head or None
+        fake_out, aux_fake = c.judge(D, fake, y_fake)
         loss_real, loss_fake = obj.d(real_out.float(), fake_out.float())
-    loss = loss_real + loss_fake
-    stats = {"loss_d_real": loss_real, "loss_d_fake": loss_fake}
+        extra = c.d_extra(aux_real, aux_fake, y_real, y_fake)
+        if labelled is not None:  # K+1 GAN: the supervised part on the labelled batch
+            logits = c.judge(D, _seen(labelled[0], e))[1]
+            extra["class_d"] = torch.nn.functional.cross_entropy(logits.float(), labelled[1])
+    loss = loss_real + loss_fake + sum(extra.values())
+    stats.update(loss_d_real=loss_real, loss_d_fake=loss_fake, **extra)
+    critic = D if not c.active else (lambda x: c.judge(D, x, y_real)[0])  # penalties see real's classes
     if obj.gradient_penalty:
-        gp = gradient_penalty(D, real, fake)
+        gp = gradient_penalty(critic, real, fake)
         loss = loss + gp_lambda * gp
         stats["gp"] = gp
     if e.r1_gamma > 0:
-        r1 = r1_penalty(D, real)
+        r1 = r1_penalty(critic, real)
         loss = loss + 0.5 * e.r1_gamma * r1
         stats["r1"] = r1
     if e.ha_d is not None:
         ha = e.ha_d.penalty()
         loss = loss + e.ha_weight * ha
         stats["ha_d"] = ha
+    stats.update(d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
+    return _d_update(D, opt_d, loss, stats, e, obj, clip)
+
+
+def _d_update(D: nn.Module, opt_d: torch.optim.Optimizer, loss: Tensor, stats: dict, e: Extras, obj: Objective,
+              clip: float) -> dict[str, Tensor]:
     opt_d.zero_grad(set_to_none=True)
     scaler = e.prec.scaler_d
     scaler.scale(loss).backward()
@@ -102,7 +127,7 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tenso
         e.ha_d.update()
     if obj.clip_weights:
         clip_weights_(D, clip)
-    stats.update(loss_d=loss, d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
+    stats["loss_d"] = loss
     return {k: v.detach() for k, v in stats.items()}
 
 
@@ -145,23 +170,37 @@ def unrolled_d(D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, fake: T
 
 
 def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
-           obj: Objective, e: Extras = NO_EXTRAS, real: Optional[Tensor] = None) -> dict[str, Tensor]:
+           obj: Objective, e: Extras = NO_EXTRAS, real: Optional[Tensor] = None,
+           y_fake: Optional[Tensor] = None) -> dict[str, Tensor]:
     """One G update through a D whose parameters are left untouched."""
+    c = e.cond
     D.requires_grad_(False)
     stats = {}
     with e.prec.autocast():
-        fake = _seen(G(z), e)
+        g_logits = None
+        if c.mode == "acgan" and c.cc.g_classifier:  # image and the class logits of G's own head
+            image, g_logits = G(z, y_fake, with_logits=True)
+        else:
+            image = c.generate(G, z, y_fake)
+        fake = _seen(image, e)
+        aux_fake = None
         if e.feature_matching == "only":  # feature matching alone: G's objective is D's features, not its output
             with torch.no_grad():
-                fake_out = D(fake)
+                fake_out, _ = c.judge(D, fake, y_fake)
             loss = fake.new_zeros((), dtype=torch.float32)
         elif e.unrolled_steps > 0:
             unrolled = unrolled_d(D, e.opt_d, _seen(real, e), fake, obj, e.unrolled_steps)
             fake_out = torch.func.functional_call(D, unrolled, (fake,))
             loss = obj.g(fake_out.float())
         else:
-            fake_out = D(fake)
+            fake_out, aux_fake = c.judge(D, fake, y_fake)
             loss = obj.g(fake_out.float())
+        if c.mode in ("acgan", "infogan"):
+            if aux_fake is None:  # feature matching alone: D's class or code head still scores the fakes
+                aux_fake = c.judge(D, fake, y_fake)[1]
+            extra = c.g_extra(aux_fake, y_fake, g_logits)
+            loss = loss + sum(extra.values())
+            stats.update({k: v.detach() for k, v in extra.items()})
         if e.feature_matching != "off":  # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's features
             with torch.no_grad():
                 f_real = D.features(_seen(real, e)).flatten(1).float().mean(0)

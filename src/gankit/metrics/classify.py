@@ -1,0 +1,113 @@
+"""The semi-supervised GAN's discriminator as a classifier: test accuracy during training, and
+`gankit classify RUN IMAGE...`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..config import TOY_DATASETS, Config
+from ..data import Data, _fit, load_dataset
+from ..errors import GankitError
+
+CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+    "mnist": [str(i) for i in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+
+
+def class_names(cfg: Config, k: int) -> list[str]:
+    name = cfg.data.dataset
+    if name in CLASS_NAMES:
+        return CLASS_NAMES[name]
+    root = Path(name)
+    if root.is_dir():
+        subs = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if len(subs) == k:
+            return subs
+    return [str(i) for i in range(k)]
+
+
+def test_split(cfg: Config) -> Data:
+    """Held-out labelled examples shaped like the training data (ring/grid: fresh points)."""
+    d = cfg.data
+    if d.dataset in TOY_DATASETS:
+        import dataclasses
+        return load_dataset(dataclasses.replace(d, toy_size=5000, limit=None), seed=cfg.train.seed + 1)
+    from .judge import _splits
+
+    test = _splits(d.dataset, d.data_dir)[1]
+    return Data(test.name, _fit(test.x, d.image_size, d.channels), test.labels)
+
+
+@torch.no_grad()
+def d_accuracy(D: nn.Module, cond, data: Data, device: torch.device, batch: int = 1000) -> float:
+    """Share of `data` whose class D's K logits rank first (D in eval mode)."""
+    was = D.training
+    D.eval()
+    correct = 0
+    for i in range(0, len(data), batch):
+        idx = torch.arange(i, min(i + batch, len(data)))
+        _, logits = cond.judge(D, data.batch(idx).to(device))
+        correct += (logits.argmax(1).cpu() == data.labels[idx].cpu()).sum().item()
+    D.train(was)
+    return correct / len(data)
+
+
+class TestAccuracy:
+    """Loads the test split once; each call scores D's classifier on it."""
+
+    def __init__(self, cfg: Config, device: torch.device):
+        self.data, self.device = test_split(cfg), device
+
+    def __call__(self, D: nn.Module, cond) -> float:
+        return d_accuracy(D, cond, self.data, self.device)
+
+
+def classify(run_dir: str, images: Sequence[str], checkpoint: Optional[str] = None, device: str = "cpu",
+             top: int = 1) -> list[dict]:
+    """Classify image files with a semi-supervised run's discriminator."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import functional as TF
+
+    from ..conditioning import Conditioning
+    from ..models import build_models
+    from ..sampling import read_checkpoint
+
+    cfg, ckpt, path = read_checkpoint(run_dir, checkpoint, device)
+    if cfg.cond.mode not in ("ssgan", "acgan"):
+        raise GankitError(f"'{run_dir}' is not a classifier run (cond.mode={cfg.cond.mode}); classify needs a "
+                          "semi-supervised (--preset ssgan) or AC-GAN run")
+    shape = tuple(ckpt["shape"])
+    if len(shape) != 3:
+        raise GankitError("classify works on image runs; this run was trained on 2-D points")
+    K = ckpt.get("num_classes", 0)
+    _, D = build_models(cfg.model, shape, None, cfg.cond, K)
+    D.load_state_dict(ckpt["D"])
+    D = D.to(device).eval()
+    cond = Conditioning(cfg.cond, K)
+    names = class_names(cfg, K)
+    out = []
+    for f in images:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if shape[0] == 1 else "RGB")
+                t = TF.pil_to_tensor(im)
+        except FileNotFoundError:
+            raise GankitError(f"image '{f}' not found") from None
+        except (OSError, UnidentifiedImageError):
+            raise GankitError(f"'{f}' is not a readable image (png, jpg, ...)") from None
+        t = TF.center_crop(TF.resize(t, shape[1], antialias=True), [shape[1], shape[2]])
+        x = (t.float() / 127.5 - 1).unsqueeze(0).to(device)
+        with torch.no_grad():
+            logits = cond.judge(D, x)[1][0]
+        p = logits.softmax(0)
+        best = p.argsort(descending=True)[:top].tolist()
+        out.append({"image": str(f), "class": best[0], "name": names[best[0]], "probability": float(p[best[0]]),
+                    "top": [{"class": k, "name": names[k], "probability": float(p[k])} for k in best],
+                    "checkpoint": path.name})
+    return out
