@@ -198,3 +198,17 @@ def test_conditioning_needs_labels_and_refuses_bad_combinations(tmp_path, image_
         build_config("cgan", overrides=[{"tech": {"pack": 2}}])
     with pytest.raises(GankitError, match="needs a BCE loss"):
         build_config("ssgan", overrides=[{"loss": {"name": "wgan-gp"}}])
+
+
+def test_bench_ssgan_compares_with_the_supervised_baseline(tmp_path, idx_dir, capsys):
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
+    args = ["bench", "ssgan", "--labels", "2", "--seeds", "2", "--minutes", "0.01", "--data-dir", str(idx_dir),
+            "--out", str(tmp_path / "runs"), "--set", "model.g_width=8", "--set", "model.d_width=8",
+            "--set", "train.batch_size=32"]
+    assert main(args + ["--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["method"], r["seed"]) for r in rows] == [("K+1 GAN", 0), ("K+1 GAN", 1), ("supervised only", 0),
+                                                        ("supervised only", 1)]
+    assert all(r["test_size"] == 128 and 0 <= r["test_errors"] <= 128 for r in rows)
+    assert main(args[:2] + ["--labels", "x"]) == 2

@@ -137,6 +137,16 @@ def _bench_parser(sub) -> None:
                    help="override the toy preset for every run, e.g. --set train.epochs=20")
     t.add_argument("--list", action="store_true", help="list the configurations and exit")
     t.add_argument("--json", action="store_true", help="print one JSON object per run")
+    g = bsub.add_parser("ssgan", help="semi-supervised K+1 GAN vs the same D on the labels alone")
+    g.add_argument("--labels", default="10,100", help="comma list of labelled examples per class (default 10,100)")
+    g.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
+    g.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
+    g.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist or a class folder")
+    g.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
+    g.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
+    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override the ssgan preset for every run")
+    g.add_argument("--json", action="store_true", help="print one JSON object per run")
     f = bsub.add_parser("fashion", help="techniques on Fashion-MNIST at equal wall-clock time, judged")
     f.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
     f.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
@@ -309,6 +319,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_toy2d(args)
     if args.bench == "fashion":
         return cmd_bench_fashion(args)
+    if args.bench == "ssgan":
+        return cmd_bench_ssgan(args)
     from .bench import VARIANTS, default_variants, format_speed_table, speed
 
     options = args.options.split(",") if args.options else default_variants(args.device)
@@ -341,6 +353,21 @@ def cmd_bench_toy2d(args: argparse.Namespace) -> int:
     results = bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out,
                           log=lambda m: print(m, file=sys.stderr))
     return _print_rows(results, args.json, format_toy_table)
+
+
+def cmd_bench_ssgan(args: argparse.Namespace) -> int:
+    from .bench_ssgan import bench_ssgan, format_ssgan_table
+    from .config import parse_override
+
+    try:
+        labels = [int(x) for x in args.labels.split(",") if x]
+    except ValueError:
+        raise GankitError(f"--labels takes whole numbers separated by commas, got '{args.labels}'") from None
+    if not labels or min(labels) < 1 or args.seeds < 1 or args.minutes <= 0:
+        raise GankitError("--labels must be positive, --seeds at least 1 and --minutes positive")
+    results = bench_ssgan(labels, args.seeds, args.minutes, args.dataset, args.data_dir,
+                          [parse_override(x) for x in args.set], args.out, log=lambda m: print(m, file=sys.stderr))
+    return _print_rows(results, args.json, format_ssgan_table)
 
 
 def cmd_bench_fashion(args: argparse.Namespace) -> int:
