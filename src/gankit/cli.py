@@ -116,6 +116,27 @@ def _classify_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per image")
 
 
+def _translate_parsers(sub) -> None:
+    p = sub.add_parser("translate", help="translate a folder of images with a pix2pix or cyclegan run",
+                       description="Translate every image of INPUT_DIR into OUT_DIR (same names, PNG). Side-by-side "
+                                   "A|B inputs give their A half (AtoB) or B half (BtoA).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("input_dir", metavar="INPUT_DIR")
+    p.add_argument("--out", required=True, metavar="OUT_DIR")
+    p.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="default AtoB")
+    p.add_argument("--checkpoint", metavar="NAME", help="e.g. step-001000 (default: the newest)")
+    p.add_argument("--device", default="cpu")
+    d = sub.add_parser("demo", help="write an offline image-to-image demo dataset from Fashion-MNIST",
+                       description="edges2fashion: " + "; tops2trousers: ".join(
+                           ["paired Sobel edges -> item (side-by-side A|B PNGs in train/ and test/)",
+                            "unpaired T-shirts/tops <-> trousers (trainA/ trainB/ testA/ testB/)"]))
+    d.add_argument("name", choices=("edges2fashion", "tops2trousers"))
+    d.add_argument("out", metavar="DIR")
+    d.add_argument("--num", type=int, default=5000, help="training images per domain (default 5000)")
+    d.add_argument("--test", type=int, default=500, help="held-out images per domain (default 500)")
+    d.add_argument("--data-dir", help="where the Fashion-MNIST files are")
+
+
 def _bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks", description="Reproducible benchmarks.")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH", parser_class=Parser)
@@ -215,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sample_parser(sub)
     _bench_parser(sub)
     _classify_parser(sub)
+    _translate_parsers(sub)
     _eval_parser(sub)
     _judge_parser(sub)
     _compare_parser(sub)
@@ -298,6 +320,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
     path, n = sample(args.run_dir, args.num, args.out, seed=args.seed, checkpoint=args.checkpoint,
                      device=args.device, klass=args.klass, vary=args.vary, with_count=True)
     print(f"wrote {n} samples to {path}")
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .translate import translate_folder
+
+    n = translate_folder(args.run_dir, args.input_dir, args.out, args.direction, args.checkpoint, args.device)
+    print(f"translated {n} images ({args.direction}) into {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .translate import make_demo
+
+    if args.num < 1 or args.test < 1:
+        raise GankitError("--num and --test must be at least 1")
+    out = make_demo(args.name, args.out, args.data_dir, args.num, args.test)
+    model = "pix2pix" if args.name == "edges2fashion" else "cyclegan"
+    print(f"wrote {out}; train on it with: gankit train --preset {model} --dataset {out} --image-size 32")
     return 0
 
 
@@ -423,6 +464,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg = config_from_dict(load_yaml(Path(args.run_dir) / "config.yaml"))
         print(json.dumps(result) if args.json else format_per_class(result, class_names(cfg, len(result["per_class"]))))
         return 0
+    if args.run_dir and (Path(args.run_dir) / "config.yaml").is_file():
+        cfg = config_from_dict(load_yaml(Path(args.run_dir) / "config.yaml"))
+        if cfg.is_translation:
+            from .translate import evaluate_translation
+
+            result = evaluate_translation(args.run_dir, args.checkpoint, common["device"], args.seed)
+            print(json.dumps(result) if args.json else "\n".join(
+                f"{k:<22} {v:.6g}" for k, v in result["metrics"].items()) + f"\n# held-out: {result['n']}"
+                + "".join(f"\n# {note}" for note in result["notes"]))
+            return 0
     if args.run_dir:
         result = evaluate_run(args.run_dir, metrics, num=args.num, checkpoint=args.checkpoint, seed=args.seed,
                               **common)
@@ -454,7 +505,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"classify": cmd_classify, "compare": cmd_compare, "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
+COMMANDS = {"translate": cmd_translate, "demo": cmd_demo, "classify": cmd_classify, "compare": cmd_compare, "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
             "list": cmd_list}
 
 

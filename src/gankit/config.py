@@ -17,6 +17,7 @@ from .errors import GankitError
 
 TOY_DATASETS = ("ring", "grid")
 NAMED_DATASETS = ("fashion-mnist", "mnist", "cifar10") + TOY_DATASETS
+TRANSLATION_MODELS = ("pix2pix", "cyclegan")
 
 
 @dataclass
@@ -137,6 +138,21 @@ class CondConfig:
 
 
 @dataclass
+class I2IConfig:
+    """Image-to-image translation (model.name pix2pix or cyclegan)."""
+    l1_lambda: float = 100.0  # pix2pix: weight of || G(A) - B ||_1 beside the adversarial loss
+    adversarial: bool = True  # pix2pix: false trains the U-Net with the L1 loss alone (the baseline)
+    patch_layers: int = 3  # PatchGAN stride-2 layers: 3 -> 70x70 patches, 2 -> 34x34, 1 -> 16x16
+    res_blocks: int = 9  # cyclegan: residual blocks in each generator (9 at 256 px, 6 at 128 px)
+    cycle_lambda: float = 10.0  # cyclegan: weight of the cycle-consistency losses
+    identity: float = 0.5  # cyclegan: identity loss weight, as a share of cycle_lambda
+    pool_size: int = 50  # cyclegan: history of generated images shown to D (0 = off)
+    lr_decay: bool = True  # cyclegan: constant lr for the first half of the epochs, then linear to 0
+    jitter: bool = True  # random resize-crop jitter and flips of the training images
+    norm: Literal["auto", "batch", "instance"] = "auto"  # auto: batch (pix2pix), instance (cyclegan)
+
+
+@dataclass
 class DiagnoseConfig:
     enabled: bool = True  # watch the run and warn in plain words when something goes wrong
     window: int = 200  # logged steps the D-output and gradient checks average over
@@ -162,6 +178,7 @@ class Config:
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     tech: TechConfig = field(default_factory=TechConfig)
     cond: CondConfig = field(default_factory=CondConfig)
+    i2i: I2IConfig = field(default_factory=I2IConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -170,11 +187,15 @@ class Config:
     def is_toy(self) -> bool:
         return self.data.dataset in TOY_DATASETS
 
+    @property
+    def is_translation(self) -> bool:
+        return self.model.name in TRANSLATION_MODELS
+
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "preset"}
 _SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
                     "optim": OptimConfig, "train": TrainConfig, "diagnose": DiagnoseConfig,
-                    "tech": TechConfig, "cond": CondConfig}
+                    "tech": TechConfig, "cond": CondConfig, "i2i": I2IConfig}
 
 
 # ---------------------------------------------------------------- presets
@@ -326,6 +347,13 @@ def validate(cfg: Config) -> Config:
         raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
     if tc.replay_size < 0 or not 0.0 <= tc.replay_ratio <= 1.0 or tc.historical_averaging < 0:
         raise GankitError("tech.replay_size and tech.historical_averaging must be >= 0, tech.replay_ratio in [0, 1]")
+    if cfg.is_translation:
+        if d.dataset in NAMED_DATASETS:
+            raise GankitError(f"{m.name} translates images between two domains: give --dataset PATH to "
+                              f"{'paired A|B images' if m.name == 'pix2pix' else 'trainA/ and trainB/ folders'} "
+                              f"(an offline demo: gankit demo {'edges2fashion' if m.name == 'pix2pix' else 'tops2trousers'} DIR)")
+        if cfg.i2i.patch_layers < 1 or cfg.i2i.res_blocks < 0 or cfg.i2i.pool_size < 0:
+            raise GankitError("i2i.patch_layers must be >= 1, i2i.res_blocks and i2i.pool_size >= 0")
     c = cfg.cond
     if c.mode != "none":
         if tc.pack > 1 or tc.unrolled_steps or m.virtual_batchnorm:

@@ -68,7 +68,7 @@ def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, bad pickle, unsupported global...
         raise ValueError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    if not isinstance(obj, dict) or "G" not in obj:
+    if not isinstance(obj, dict) or ("G" not in obj and "nets" not in obj):  # nets: pix2pix, cyclegan
         raise ValueError("not a gankit checkpoint (no generator weights)")
     return obj
 

@@ -339,6 +339,10 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
 def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     """Start a new run. Returns a summary dict with the run folder under 'run'.
     Under torchrun every process calls it; rank 0 names the folder and writes in it."""
+    if cfg.is_translation:  # Pix2Pix and CycleGAN have their own loop (several networks, no z)
+        from .translation import run_translation
+
+        return run_translation(cfg, free_run_dir(cfg, out or cfg.train.out), quiet=quiet)
     d = from_env(cfg.train.device)
     try:
         run = free_run_dir(cfg, d.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
@@ -394,6 +398,12 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
                           f"--epochs, --minutes and max_steps can change (start a new run with --out)")
     if changes:
         merge(cfg, {"train": changes})
+    if cfg.is_translation:
+        from .translation import run_translation
+
+        if changes:
+            save_config(cfg, run / "config.yaml")
+        return run_translation(cfg, run, resume=True, quiet=quiet)
     d = from_env(cfg.train.device)
     try:
         s = build(cfg, d)
