@@ -438,6 +438,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("generators:     " + ", ".join(GENERATORS.names()))
     print("discriminators: " + ", ".join(DISCRIMINATORS.names()))
     print("losses:         " + ", ".join(OBJECTIVES.names()))
+    print("image-to-image: pix2pix (U-Net G, PatchGAN D), cyclegan (2 ResNet Gs, 2 PatchGAN Ds)")
+    print("cond.mode:      none, cgan, acgan, infogan, ssgan")
     print("datasets:       fashion-mnist, mnist, cifar10, ring, grid, or a folder of images")
     return 0
 
@@ -524,6 +526,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gankit list | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
