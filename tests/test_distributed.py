@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from gankit.training.checkpoint import list_step_checkpoints, load_file

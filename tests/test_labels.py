@@ -1,7 +1,6 @@
 """GANs that use labels or codes: cGAN (concat, projection, conditional BN), AC-GAN, InfoGAN, the
 semi-supervised K+1 GAN, conditional sampling and evaluation."""
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 from torch.testing import assert_close
 
 import gankit

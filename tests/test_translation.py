@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-import gankit
 from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.paired import jitter, load_paired, load_unpaired

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
 
 from .config import build_config
 from .errors import GankitError

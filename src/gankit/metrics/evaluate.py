@@ -5,7 +5,6 @@ and which reference set and split produced it: FID is only comparable when all o
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path

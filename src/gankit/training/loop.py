@@ -256,7 +256,8 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
                 step += 1
                 if supervised_only:
                     pass  # the semi-supervised baseline trains D's classifier alone
-                elif due(step, cfg.optim.n_critic) and gate_closed(cfg.tech, d.mean(stats)):
+                elif (due(step, cfg.optim.n_critic) and cfg.tech.g_gate is not None
+                      and gate_closed(cfg.tech, d.mean(stats))):  # the gap averaged over the processes
                     s.g_skipped += 1  # the generator-update gate: D is far ahead, G waits
                 elif due(step, cfg.optim.n_critic):
                     g_stats = g_step(s.G_train, s.D, s.opt_g, s.batch_z(), s.objective, extras, real, s.batch_y())

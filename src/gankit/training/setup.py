@@ -139,7 +139,7 @@ class Setup:
         if self.labelled is None:
             return None
         pick = torch.randint(len(self.labelled), (self.local_batch,), generator=self.z_gen, device=self.device)
-        idx = self.labelled[pick]
+        idx = self.labelled[pick.to(self.labelled.device)]
         return self.data.batch(idx), self.data.labels[idx.to(self.data.labels.device)].to(self.device)
 
     @property

@@ -231,11 +231,9 @@ class Trainer:
                 rows = [a, fb, self.nets["G_BA"](fb), b, fa, self.nets["G_AB"](fa)]
         for net in self.nets.values():
             net.train()
-        k = rows[0].shape[0]
         grid = torch.stack(rows, 1).flatten(0, 1)  # per example: its row of columns
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path, nrow=len(rows), normalize=True, value_range=(-1, 1), padding=2)
-        del k
 
     def state(self, step: int, epoch: int, elapsed: float) -> dict:
         from .loop import rng_state
