@@ -23,9 +23,10 @@ def _dataset_for(preset):
     return "ring" if preset == "toy" else "fashion-mnist"
 
 
-@pytest.mark.parametrize("preset", preset_names())
+@pytest.mark.parametrize("preset", [p for p in preset_names() if p not in ("pix2pix", "cyclegan")])
 def test_every_preset_trains_a_few_steps(preset, tmp_path, idx_dir):
-    cfg = tiny_config(preset, tmp_path / "run", dataset=_dataset_for(preset), data_dir=idx_dir, steps=4)
+    extra = {"cond": {"labels_per_class": 2}} if preset == "ssgan" else {}  # the tiny set has ~6 per class
+    cfg = tiny_config(preset, tmp_path / "run", dataset=_dataset_for(preset), data_dir=idx_dir, steps=4, **extra)
     summary = gankit.train(cfg, quiet=True)
     run = Path(summary["run"])
     assert summary["steps"] == 4 and summary["stopped_by"] == "max_steps"
@@ -37,6 +38,7 @@ def test_every_preset_trains_a_few_steps(preset, tmp_path, idx_dir):
         assert "loss_g" in rows[0]
     if cfg.loss.name in ("nonsat", "minimax"):  # D outputs are probabilities for the BCE losses
         assert all(0 <= r["d_real"] <= 1 for r in rows)
+    # (pix2pix and cyclegan presets are trained by tests/test_translation.py on data made there)
     assert (run / "config.yaml").is_file() and (run / "samples" / "final.png").is_file()
     assert (run / "losses.png").is_file() and (run / "d_outputs.png").is_file()
     assert [p.name for p in list_step_checkpoints(run)] == ["step-000004.pt", "step-000002.pt"]

@@ -236,7 +236,10 @@ def run_loop(s: Setup, run: Path, ckpt: Optional[dict] = None, quiet: bool = Fal
     classifier = None
     if cfg.cond.mode == "ssgan" and main:
         from ..metrics.classify import TestAccuracy
-        classifier = TestAccuracy(cfg, s.device)
+        try:
+            classifier = TestAccuracy(cfg, s.device)
+        except GankitError as e:  # train anyway; say why no accuracy will be logged
+            print(f"gankit: warning: no test accuracy will be logged: {e}", file=sys.stderr)
     t_start, t_log, step_log = time.monotonic() - elapsed, time.monotonic(), step
     t_plots = time.monotonic()
     with StopFlag() as stop:
