@@ -80,7 +80,7 @@ def test_bench_speed_json(idx_dir, capsys, monkeypatch):
     monkeypatch.setenv("GANKIT_DATA", str(idx_dir))
     assert main(["bench", "speed", "--preset", "gan-mlp", "--seconds", "0.5", "--batch-size", "16", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    assert [r["variant"] for r in rows] == ["default", "loop-optim", "channels-last"]  # each option timed
+    assert [r["variant"] for r in rows] == ["default", "loop-optim", "channels-last", "channels-first"]
     assert all(r["preset"] == "gan-mlp" and r["img_per_s"] > 0 and 0 < r["share_of_peak"] < 1.5 for r in rows)
     assert main(["bench", "speed", "--preset", "gan-mlp", "--seconds", "0.3", "--options", "default,batch-128"]) == 0
     table = capsys.readouterr().out.splitlines()
