@@ -137,6 +137,14 @@ def _translate_parsers(sub) -> None:
     d.add_argument("--data-dir", help="where the Fashion-MNIST files are")
 
 
+def _run_options(p: argparse.ArgumentParser, preset: str, example: str) -> None:
+    """--out, --set and --json of the benchmarks that train runs."""
+    p.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=f"override the {preset} preset for every run, e.g. --set {example}")
+    p.add_argument("--json", action="store_true", help="print one JSON object per run")
+
+
 def _bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks", description="Reproducible benchmarks.")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="BENCH", parser_class=Parser)
@@ -153,21 +161,15 @@ def _bench_parser(sub) -> None:
     t.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
     t.add_argument("--datasets", default="ring,grid", help="comma list of ring, grid (default both)")
     t.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10)")
-    t.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override the toy preset for every run, e.g. --set train.epochs=20")
     t.add_argument("--list", action="store_true", help="list the configurations and exit")
-    t.add_argument("--json", action="store_true", help="print one JSON object per run")
+    _run_options(t, "toy", "train.epochs=20")
     g = bsub.add_parser("ssgan", help="semi-supervised K+1 GAN vs the same D on the labels alone")
     g.add_argument("--labels", default="10,100", help="comma list of labelled examples per class (default 10,100)")
     g.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
     g.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
     g.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist or a class folder")
     g.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
-    g.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
-    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override the ssgan preset for every run")
-    g.add_argument("--json", action="store_true", help="print one JSON object per run")
+    _run_options(g, "ssgan", "train.threads=1")
     f = bsub.add_parser("fashion", help="techniques on Fashion-MNIST at equal wall-clock time, judged")
     f.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
     f.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
@@ -175,11 +177,8 @@ def _bench_parser(sub) -> None:
     f.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"))
     f.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
     f.add_argument("--num", type=int, default=5000, help="generated images scored per run (default 5000)")
-    f.add_argument("--out", metavar="DIR", help="where the runs go (default: a temporary folder)")
-    f.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override the dcgan preset for every run, e.g. --set train.threads=1")
     f.add_argument("--list", action="store_true", help="list the configurations and exit")
-    f.add_argument("--json", action="store_true", help="print one JSON object per run")
+    _run_options(f, "dcgan", "train.threads=1")
 
 
 def _eval_parser(sub) -> None:
