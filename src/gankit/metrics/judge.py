@@ -56,34 +56,58 @@ def _splits(dataset: str, data_dir: Optional[str]) -> tuple[Data, Data]:
     """(train, test) with labels for a named dataset or a labelled image folder."""
     if dataset in TOY_DATASETS:
         raise GankitError("a judge needs labelled images; for ring and grid use --metrics modes")
+    if dataset in ("fashion-mnist", "mnist", "cifar10"):
+        train = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))  # downloads if it must
+        return train, test_split(dataset, data_dir)
+    x, y = _folder(dataset)
+    perm, n_test = _folder_split(len(x))
+    return Data(dataset, x[perm[n_test:]], y[perm[n_test:]]), Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+
+
+def test_split(dataset: str, data_dir: Optional[str]) -> Data:
+    """The labelled test split alone (without reading the training images) of a named dataset found
+    on disk, or the held-out 10% of a labelled image folder."""
+    if dataset in TOY_DATASETS:
+        raise GankitError("a judge needs labelled images; for ring and grid use --metrics modes")
     if dataset in ("fashion-mnist", "mnist"):
         from ..data import search_dirs
 
-        train = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
         train_pair = find_idx_pair(search_dirs(dataset, data_dir))
+        if train_pair is None:  # not on disk yet: the loader finds or downloads it (or says why not)
+            load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
+            train_pair = find_idx_pair(search_dirs(dataset, data_dir))
         folder = train_pair[0].parent if train_pair else None  # the test split must sit beside the train split
         pair = find_idx_pair([folder], split="t10k") if folder else None
         if pair is None:
             raise GankitError(f"{dataset} test files (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) "
                               f"not found beside the training files in {folder}; add them there")
-        test = Data(dataset, read_idx(pair[0]).unsqueeze(1), read_idx(pair[1]).long())
-        return train, test
+        return Data(dataset, read_idx(pair[0]).unsqueeze(1), read_idx(pair[1]).long())
     if dataset == "cifar10":
         import torchvision.datasets as tvd
 
         from ..data import cifar10_roots
 
-        train = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
-        root = next(r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir())
-        ds = tvd.CIFAR10(str(root), train=False, download=False)
-        test = Data(dataset, torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
-        return train, test
+        roots = [r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir()]
+        if not roots:
+            load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
+            roots = [r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir()]
+        ds = tvd.CIFAR10(str(roots[0]), train=False, download=False)
+        return Data(dataset, torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
+    x, y = _folder(dataset)
+    perm, n_test = _folder_split(len(x))
+    return Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+
+
+def _folder(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     x, y, classes = load_labelled_folder(dataset, None, None)
     if len(classes) < 2:
         raise GankitError(f"'{dataset}' has no class subfolders; a judge needs ROOT/CLASS/IMAGE files")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    n_test = max(1, len(x) // 10)
-    return Data(dataset, x[perm[n_test:]], y[perm[n_test:]]), Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+    return x, y
+
+
+def _folder_split(n: int) -> tuple[torch.Tensor, int]:
+    """A fixed permutation of a labelled folder and how many of its first entries are held out (10%)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0)), max(1, n // 10)
 
 
 @torch.no_grad()
@@ -165,13 +189,13 @@ def find_judge(dataset: str, data_dir: Optional[str] = None) -> Path:
 def judge_features(net: JudgeNet, images: torch.Tensor, shape: list[int], device: torch.device,
                    batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """uint8 [N,C,H,W] -> (features [N,128], class probabilities [N,K]); images are fitted to the judge."""
-    from ..data import _fit
+    from ..data import _fit, to_float
 
     net = net.to(device).eval()
     feats, probs = [], []
     with torch.no_grad():
         for part in images.split(batch):
-            x = _fit(part.cpu(), shape[1], shape[0]).to(device).float().div(127.5).sub(1)
+            x = to_float(_fit(part.cpu(), shape[1], shape[0]).to(device))
             f, logits = net(x)
             feats.append(f.cpu())
             probs.append(logits.softmax(1).cpu())
