@@ -15,11 +15,8 @@ METHODS = {"K+1 GAN": {}, "supervised only": {"cond": {"supervised_only": True}}
 
 def run_one(method: str, labels: int, seed: int, minutes: float, out: Path, dataset: str,
             data_dir: Optional[str], extra: Sequence[dict]) -> dict:
-    from .metrics.classify import TestAccuracy
-    from .sampling import read_checkpoint
+    from .metrics.classify import TestAccuracy, load_classifier
     from .training import train
-    from .models import build_models
-    from .conditioning import Conditioning
 
     over = [METHODS[method], {"data": {"dataset": dataset, "data_dir": data_dir},
                               "cond": {"labels_per_class": labels},
@@ -29,11 +26,9 @@ def run_one(method: str, labels: int, seed: int, minutes: float, out: Path, data
     t0 = time.time()
     summary = train(cfg, quiet=True)
     seconds = time.time() - t0
-    cfg, ckpt, _ = read_checkpoint(out)
-    _, D = build_models(cfg.model, tuple(ckpt["shape"]), None, cfg.cond, ckpt["num_classes"])
-    D.load_state_dict(ckpt["D"])
+    D, cond, cfg, _, _ = load_classifier(out)
     scorer = TestAccuracy(cfg, "cpu")
-    acc = scorer(D, Conditioning(cfg.cond, ckpt["num_classes"]))
+    acc = scorer(D, cond)
     n = len(scorer.data)
     return {"method": method, "labels_per_class": labels, "seed": seed, "steps": summary["steps"],
             "seconds": round(seconds, 1), "test_accuracy": acc, "test_errors": round((1 - acc) * n), "test_size": n}

@@ -74,7 +74,8 @@ def translate_folder(run_dir: str, input_dir: str, out_dir: str, direction: str 
     A half (AtoB) or B half (BtoA). Returns the number written."""
     from torchvision.transforms import functional as TF
 
-    from .data.folders import list_images
+    from .data import to_float, to_uint8
+    from .data.folders import list_images, square
     from .training.translation import load_translation_run, translate_batch
 
     if direction not in ("AtoB", "BtoA"):
@@ -94,10 +95,10 @@ def translate_folder(run_dir: str, input_dir: str, out_dir: str, direction: str 
         h, w = t.shape[1:]
         if abs(w - 2 * h) <= 1:  # an A|B pair: take the input half
             t = t[:, :, : w // 2] if direction == "AtoB" else t[:, :, w // 2:]
-        x = TF.center_crop(TF.resize(t, s, antialias=True), [s, s]).float().div(127.5).sub(1).unsqueeze(0)
+        x = to_float(square(t, s)).unsqueeze(0)
         with torch.no_grad():
             y = translate_batch(nets, cfg, x.to(device), direction)[0].cpu()
-        img = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        img = to_uint8(y)
         target = dst / f.relative_to(src).with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img[0].numpy() if c == 1 else img.permute(1, 2, 0).numpy()).save(target)
@@ -126,6 +127,7 @@ def evaluate_translation(run_dir: str, checkpoint: Optional[str] = None, device:
     CycleGAN: the cycle reconstruction error |F(G(a)) - a|_1 (and the other way), and, for datasets with
     a judge and known domain classes (the tops2trousers demo), the share of translated images the judge
     puts in the target domain."""
+    from .data import to_float
     from .metrics.history import append_history
     from .training.translation import load_translation_data, load_translation_run
 
@@ -136,7 +138,7 @@ def evaluate_translation(run_dir: str, checkpoint: Optional[str] = None, device:
     except GankitError as e:
         raise GankitError(f"no held-out images to score ({e})") from None
     to01 = lambda t: t.float().div(255.0).to(device)  # noqa: E731
-    to11 = lambda t: t.float().div(127.5).sub(1.0).to(device)  # noqa: E731
+    to11 = lambda t: to_float(t.to(device))  # noqa: E731
     torch.manual_seed(seed)  # Pix2Pix keeps dropout on at test time
     m: dict = {}
     notes: list[str] = []

@@ -16,7 +16,7 @@ from .folders import load_labelled_folder
 from .idx import find_idx_pair, read_idx
 from .toy2d import sample_toy, toy_centers, toy_std
 
-__all__ = ["Data", "load_dataset", "sample_toy", "toy_centers", "toy_std", "to_uint8"]
+__all__ = ["Data", "load_dataset", "sample_toy", "toy_centers", "toy_std", "to_float", "to_uint8"]
 
 SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
 TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "cifar-10-batches-py"}
@@ -52,7 +52,7 @@ class Data:
             x = torch.index_select(self.x, 0, idx, out=buf).to(self.device, non_blocking=True)
         else:
             x = self.x[idx]
-        return x.float().div_(127.5).sub_(1.0) if self.is_image else x
+        return to_float(x) if self.is_image else x
 
     def to(self, device: torch.device, max_share: float = 0.25) -> "Data":
         """Small datasets move to the device as uint8 (no per-step host copies). One larger than
@@ -62,6 +62,11 @@ class Data:
         if device.type == "cuda" and self.x.nbytes > max_share * torch.cuda.mem_get_info(device)[0]:
             return Data(self.name, self.x.pin_memory(), labels, device=device)
         return Data(self.name, self.x.to(device), labels, device=device)
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 [0, 255] images -> float32 in [-1, 1] (what the networks see)."""
+    return images.float().div_(127.5).sub_(1.0)
 
 
 def to_uint8(images: Tensor) -> Tensor:

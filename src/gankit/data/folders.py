@@ -17,18 +17,24 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _load_one(path: Path, size: int) -> tuple[torch.Tensor, bool]:
-    """One image -> ([3, size, size] uint8, was_grayscale): shorter side resized, then centre-cropped."""
+def square(t: torch.Tensor, size: int) -> torch.Tensor:
+    """[C,H,W] uint8 -> [C,size,size]: shorter side resized (bilinear, antialiased), then centre-cropped."""
     from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    t = TF.resize(t, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(t, [size, size])
+
+
+def _load_one(path: Path, size: int) -> tuple[torch.Tensor, bool]:
+    """One image -> ([3, size, size] uint8, was_grayscale)."""
     from torchvision.transforms import functional as TF
 
     with Image.open(path) as im:
         im.load()
         gray = im.mode in GRAY_MODES
         im = im.convert("RGB")
-    t = TF.pil_to_tensor(im)  # [3,H,W] uint8
-    t = TF.resize(t, size, interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return TF.center_crop(t, [size, size]), gray
+    return square(TF.pil_to_tensor(im), size), gray
 
 
 class _Decoded(torch.utils.data.Dataset):

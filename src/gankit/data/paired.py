@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import GankitError
-from .folders import list_images
+from .folders import list_images, square as _square
 
 
 def _read(path: Path, channels: int) -> Tensor:
@@ -28,12 +28,6 @@ def _read(path: Path, channels: int) -> Tensor:
             return TF.pil_to_tensor(im.convert("L" if channels == 1 else "RGB"))
     except (OSError, UnidentifiedImageError) as e:
         raise GankitError(f"'{path}' is not a readable image ({e.__class__.__name__}); remove or replace it") from None
-
-
-def _square(t: Tensor, size: int) -> Tensor:
-    from torchvision.transforms import functional as TF
-
-    return TF.center_crop(TF.resize(t, size, antialias=True), [size, size])
 
 
 def _split_dir(root: Path, split: str) -> Optional[Path]:

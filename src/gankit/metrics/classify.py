@@ -38,9 +38,9 @@ def test_split(cfg: Config) -> Data:
     if d.dataset in TOY_DATASETS:
         import dataclasses
         return load_dataset(dataclasses.replace(d, toy_size=5000, limit=None), seed=cfg.train.seed + 1)
-    from .judge import _splits
+    from .judge import test_split as labelled_test_split
 
-    test = _splits(d.dataset, d.data_dir)[1]
+    test = labelled_test_split(d.dataset, d.data_dir)  # without reading the training images
     return Data(test.name, _fit(test.x, d.image_size, d.channels), test.labels)
 
 
@@ -68,12 +68,9 @@ class TestAccuracy:
         return d_accuracy(D, cond, self.data, self.device)
 
 
-def classify(run_dir: str, images: Sequence[str], checkpoint: Optional[str] = None, device: str = "cpu",
-             top: int = 1) -> list[dict]:
-    """Classify image files with a semi-supervised run's discriminator."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms import functional as TF
-
+def load_classifier(run_dir: str | Path, checkpoint: Optional[str] = None, device: str = "cpu"):
+    """The discriminator of a semi-supervised (or AC-GAN) run, in eval mode, with its conditioning.
+    Returns (D, cond, cfg, ckpt, path)."""
     from ..conditioning import Conditioning
     from ..models import build_models
     from ..sampling import read_checkpoint
@@ -82,15 +79,26 @@ def classify(run_dir: str, images: Sequence[str], checkpoint: Optional[str] = No
     if cfg.cond.mode not in ("ssgan", "acgan"):
         raise GankitError(f"'{run_dir}' is not a classifier run (cond.mode={cfg.cond.mode}); classify needs a "
                           "semi-supervised (--preset ssgan) or AC-GAN run")
+    K = ckpt.get("num_classes", 0)
+    _, D = build_models(cfg.model, tuple(ckpt["shape"]), None, cfg.cond, K)
+    D.load_state_dict(ckpt["D"])
+    return D.to(device).eval(), Conditioning(cfg.cond, K), cfg, ckpt, path
+
+
+def classify(run_dir: str, images: Sequence[str], checkpoint: Optional[str] = None, device: str = "cpu",
+             top: int = 1) -> list[dict]:
+    """Classify image files with a semi-supervised run's discriminator."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import functional as TF
+
+    from ..data import to_float
+    from ..data.folders import square
+
+    D, cond, cfg, ckpt, path = load_classifier(run_dir, checkpoint, device)
     shape = tuple(ckpt["shape"])
     if len(shape) != 3:
         raise GankitError("classify works on image runs; this run was trained on 2-D points")
-    K = ckpt.get("num_classes", 0)
-    _, D = build_models(cfg.model, shape, None, cfg.cond, K)
-    D.load_state_dict(ckpt["D"])
-    D = D.to(device).eval()
-    cond = Conditioning(cfg.cond, K)
-    names = class_names(cfg, K)
+    names = class_names(cfg, cond.K)
     out = []
     for f in images:
         try:
@@ -101,8 +109,7 @@ def classify(run_dir: str, images: Sequence[str], checkpoint: Optional[str] = No
             raise GankitError(f"image '{f}' not found") from None
         except (OSError, UnidentifiedImageError):
             raise GankitError(f"'{f}' is not a readable image (png, jpg, ...)") from None
-        t = TF.center_crop(TF.resize(t, shape[1], antialias=True), [shape[1], shape[2]])
-        x = (t.float() / 127.5 - 1).unsqueeze(0).to(device)
+        x = to_float(square(t, shape[1])).unsqueeze(0).to(device)
         with torch.no_grad():
             logits = cond.judge(D, x)[1][0]
         p = logits.softmax(0)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..config import Config
+from ..data import to_float
 from ..data.paired import jitter, load_paired, load_unpaired
 from ..errors import GankitError
 from ..models.translation import PatchDiscriminator, ResnetTranslator, UNetGenerator
@@ -87,10 +88,6 @@ def load_translation_data(cfg: Config, split: str = "train") -> tuple[Tensor, Te
     return load_unpaired(cfg.data.dataset, size, cfg.data.channels, split)
 
 
-def _float(x: Tensor, device) -> Tensor:
-    return x.to(device).float().div_(127.5).sub_(1.0)
-
-
 def translate_batch(nets: dict, cfg: Config, x: Tensor, direction: str = "AtoB") -> Tensor:
     """Images [N,C,H,W] in [-1, 1] of domain A (AtoB) or B (BtoA), translated."""
     if cfg.model.name == "pix2pix":
@@ -132,7 +129,7 @@ class Trainer:
         return self.n // self.cfg.train.batch_size
 
     def batch(self, idx: Tensor, idx_b: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = _float(self.A[idx], self.device), _float(self.B[idx_b], self.device)
+        a, b = to_float(self.A[idx].to(self.device)), to_float(self.B[idx_b].to(self.device))
         if self.cfg.i2i.jitter:
             if self.paired:  # the same jitter for both halves of a pair
                 ab = jitter(torch.cat([a, b], 1).cpu(), self.gen).to(self.device)
@@ -223,7 +220,7 @@ class Trainer:
             net.eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            a, b = (_float(x[:8], self.device) for x in self.test)
+            a, b = (to_float(x[:8].to(self.device)) for x in self.test)
             if self.paired:
                 rows = [a, self.nets["G"](a), b]
             else:
@@ -310,7 +307,7 @@ def run_translation(cfg: Config, run: Path, resume: bool = False, quiet: bool = 
                 epoch += 1
                 tr.strip(run / "samples" / f"epoch-{epoch:04d}.png")
                 if time.monotonic() - t_plot > 30:
-                    _plots(run, spe)
+                    _plots(run, spe, tr.paired)
                     t_plot = time.monotonic()
                 progress.message(f"epoch {epoch} done: step {step}, {elapsed:.0f} s")
     progress.close()
@@ -318,20 +315,19 @@ def run_translation(cfg: Config, run: Path, resume: bool = False, quiet: bool = 
         save_checkpoint(run, tr.state(step, epoch, elapsed), step, t.keep_checkpoints)
     log.close()
     tr.strip(run / "samples" / "final.png")
-    _plots(run, spe)
+    _plots(run, spe, tr.paired)
     write_report(run, str(tr.device))
     return {"run": str(run), "steps": step, "epochs": epoch, "seconds": round(elapsed, 1), "stopped_by": stopped_by,
             "warnings": 0}
 
 
-def _plots(run: Path, spe: int) -> None:
+def _plots(run: Path, spe: int, paired: bool) -> None:
     from ..observe.plots import plot_d_outputs
 
     rows = read_log(run / "log.jsonl")
     if rows:
         plot_losses(rows, spe, run / "losses.png")
-        cfg_kind = "pix2pix" if any("l1" in r for r in rows[:1]) else "cyclegan"
-        plot_d_outputs(rows, spe, run / "d_outputs.png", probabilities=cfg_kind == "pix2pix")
+        plot_d_outputs(rows, spe, run / "d_outputs.png", probabilities=paired)  # pix2pix: BCE; cyclegan: LSGAN
 
 
 def load_translation_run(run_dir: str | Path, checkpoint: Optional[str] = None,
