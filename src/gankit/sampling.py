@@ -54,11 +54,10 @@ def conditioning_of(G: nn.Module, cfg: Config) -> Conditioning:
 
 @torch.no_grad()
 def generate(G: nn.Module, cfg: Config, num: int, seed: int = 0, batch_size: int = 500,
-             device: str | torch.device = "cpu", classes: Optional[torch.Tensor] = None,
-             codes: Optional[torch.Tensor] = None) -> torch.Tensor:
+             device: str | torch.device = "cpu", classes: Optional[torch.Tensor] = None) -> torch.Tensor:
     """[num, ...] samples; images in [-1, 1]. Repeatable for a given seed; leaves the global RNG as it was.
-    A class-conditional G draws `classes` [num] (default: uniform classes); InfoGAN's G draws `codes`
-    [num, code_dim] (default: random codes)."""
+    A class-conditional G draws `classes` [num] (default: uniform classes); InfoGAN's G random codes
+    (`traversal` walks one code)."""
     cond = conditioning_of(G, cfg)
     gen = torch.Generator().manual_seed(seed)
     out = []
@@ -67,11 +66,9 @@ def generate(G: nn.Module, cfg: Config, num: int, seed: int = 0, batch_size: int
         for start in range(0, num, batch_size):
             n = min(batch_size, num - start)
             z = sample_z(n, cfg.model.latent_dim, cfg.model.latent_dist, generator=gen).to(device)
-            y = cond.sample(n, gen)
+            y = cond.sample(n, gen)  # drawn even when classes are given: z stays the same either way
             if classes is not None:
                 y = classes[start:start + n]
-            elif codes is not None:
-                y = codes[start:start + n]
             out.append(cond.generate(G, z, None if y is None else y.to(device)).cpu())
     return torch.cat(out)
 
@@ -145,8 +142,7 @@ def sample(run_dir: str | Path | Sequence[str | Path], num: int, out: str | Path
     if klass is not None or vary:
         G, cfg, path, _ = load_generator_checkpoint(runs[0], checkpoint, device)
         if vary:
-            cols_guess = 8
-            x, nrow = traversal(G, cfg, vary, max(1, num // cols_guess), seed, device)
+            x, nrow = traversal(G, cfg, vary, max(1, num // 8), seed, device)  # NUM/8 rows of z
             source = f"{path.stem}, varying {vary}"
         else:
             k = resolve_class(klass, G, cfg)

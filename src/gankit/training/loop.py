@@ -27,7 +27,7 @@ from ..observe.progress import Progress
 from .ema import ema_update_
 from .techniques import gate_closed
 from .checkpoint import atomic_save, checkpoint_dir, load_latest, save_checkpoint
-from .dist import from_env, shutdown
+from .dist import SINGLE, Dist, from_env, shutdown
 from .setup import Setup, build, create_run_dir, default_run_dir, epoch_permutation, free_run_dir
 from .stats import StatsWriter, read_log
 from .steps import d_step, g_step
@@ -354,14 +354,13 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
         if d.main:
             create_run_dir(cfg, run)
         d.barrier()
-        return with_rollback(cfg, run, run_loop(s, run, quiet=quiet), quiet)
+        return with_rollback(cfg, run, run_loop(s, run, quiet=quiet), quiet, d)
     finally:
         shutdown(d)
 
 
-def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool) -> dict:
+def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, d: Dist = SINGLE) -> dict:
     """diagnose.on_divergence = rollback: reload the newest good checkpoint with halved learning rates."""
-    d = from_env(cfg.train.device)
     for _ in range(cfg.diagnose.max_rollbacks if cfg.diagnose.on_divergence == "rollback" else 0):
         if summary["stopped_by"] != "diverged":
             break
@@ -415,6 +414,6 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
         if changes and d.main:
             save_config(cfg, run / "config.yaml")
         ckpt, _ = load_latest(run, map_location=s.device)
-        return with_rollback(cfg, run, run_loop(s, run, ckpt, quiet=quiet), quiet)
+        return with_rollback(cfg, run, run_loop(s, run, ckpt, quiet=quiet), quiet, d)
     finally:
         shutdown(d)
