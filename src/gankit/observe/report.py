@@ -99,13 +99,13 @@ def write_report(run: Path, device: str, title: Optional[str] = None) -> Path:
     frames = [{"name": p.stem.replace("-", " "), "src": _data_uri(p)} for p in grids]
     slider = ("<p>No sample grid yet.</p>" if not frames else
               f'<input id="slider" type="range" min="0" max="{len(frames) - 1}" value="{len(frames) - 1}" '
-              f'style="width:60%"> <span id="frame-label"></span><br><img id="frame" alt="fixed-z samples">'
+              f'style="width:60%"> <span id="frame-label"></span><br><img id="frame" alt="samples of this epoch">'
               f'<script id="frames" type="application/json">{json.dumps(frames)}</script><script>{SLIDER_JS}</script>')
     curves = "".join(_img(run / f, f) for f in ("losses.png", "d_outputs.png", "grad_norms.png", "metrics.png"))
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(title or run.name)} - gankit report</title><style>{STYLE}</style></head><body>
 <h1>{html.escape(title or run.name)}</h1><p>gankit run report, rewritten every epoch.</p>
-<h2>Samples from a fixed z, every epoch</h2>{slider}
+<h2>Samples every epoch (the same z, or the same test inputs for image-to-image)</h2>{slider}
 <h2>Curves</h2><div class="grid">{curves or '<p>No curves yet.</p>'}</div>
 <h2>Diagnostics</h2>{_diagnostics(run)}
 <h2>Best checkpoint and metrics</h2>{_best(run)}
