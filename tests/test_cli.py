@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -6,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from gankit.cli import main
 
@@ -74,18 +72,3 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "wgan-gp" in out and "resnet-rrb" in out
-
-
-def test_bench_speed_json(idx_dir, capsys, monkeypatch):
-    monkeypatch.setenv("GANKIT_DATA", str(idx_dir))
-    assert main(["bench", "speed", "--preset", "gan-mlp", "--seconds", "0.5", "--batch-size", "16", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    assert [r["variant"] for r in rows] == ["default", "loop-optim", "channels-last", "channels-first"]
-    assert all(r["preset"] == "gan-mlp" and r["img_per_s"] > 0 and 0 < r["share_of_peak"] < 1.5 for r in rows)
-    assert main(["bench", "speed", "--preset", "gan-mlp", "--seconds", "0.3", "--options", "default,batch-128"]) == 0
-    table = capsys.readouterr().out.splitlines()
-    assert table[2].split()[:2] == ["gan-mlp", "default"] and table[3].split()[:2] == ["gan-mlp", "batch-128"]
-    if not torch.cuda.is_available():
-        assert main(["bench", "speed", "--preset", "gan-mlp", "--seconds", "0.3", "--options", "bf16"]) == 2
-        assert "needs a CUDA GPU" in capsys.readouterr().err
-    assert main(["bench", "speed", "--options", "warp-drive"]) == 2

@@ -1,8 +1,7 @@
 import pytest
 import yaml
 
-from gankit.config import (Config, build_config, config_from_dict, default_preset_for, parse_override,
-                           preset_names)
+from gankit.config import Config, build_config, config_from_dict, default_preset_for, parse_override, preset_names
 from gankit.errors import GankitError
 
 

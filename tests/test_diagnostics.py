@@ -58,14 +58,14 @@ def test_strict_stops_with_exit_code_4(tmp_path, capsys):
 
 
 def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tmp_path, idx_dir):
-    from gankit.training.checkpoint import list_step_checkpoints, load_file
+    from gankit.run import list_step_checkpoints, load_file
 
     cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, steps=40,
                       optim={"optimizer": "sgd", "lr_g": 1e-3, "lr_d": 1e-3},
                       diagnose={"on_divergence": "rollback", "max_rollbacks": 2})
     cfg.train.checkpoint_every = 1
     run = Path(cfg.train.out)
-    import gankit.training.loop as loop
+    import gankit.training.gan as loop
 
     calls = {"n": 0}
     real_d_step = loop.d_step

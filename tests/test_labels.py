@@ -12,11 +12,10 @@ from torch.testing import assert_close
 
 import gankit
 from gankit.cli import main
-from gankit.conditioning import Conditioning
+from gankit.conditioning import mode_of
 from gankit.config import CondConfig, ModelConfig, build_config
 from gankit.data import toy_centers
 from gankit.errors import GankitError
-from gankit.models import build_models
 from gankit.sampling import generate, load_generator
 
 from .conftest import tiny_config
@@ -50,7 +49,7 @@ def test_cgan_draws_the_requested_mode_of_the_ring(tmp_path, d):
 
 def test_projection_discriminator_by_hand():
     torch.manual_seed(0)
-    _, D = build_models(ModelConfig(name="gan-mlp", d_hidden=[4]), (2,), None, CondConfig(mode="cgan"), 3)
+    _, D = mode_of(CondConfig(mode="cgan"), 3).build(ModelConfig(name="gan-mlp", d_hidden=[4]), (2,))
     x, y = torch.randn(5, 2), torch.tensor([0, 1, 2, 1, 0])
     out, aux = D(x, y)
     phi = D.inner.features(x)
@@ -61,7 +60,7 @@ def test_projection_discriminator_by_hand():
 def test_concat_discriminator_sees_one_hot_maps_and_cbn_generator_depends_on_class():
     torch.manual_seed(0)
     cc = CondConfig(mode="cgan", d="concat", g="cbn")
-    G, D = build_models(ModelConfig(name="dcgan", **SMALL), (1, 28, 28), None, cc, 10)
+    G, D = mode_of(cc, 10).build(ModelConfig(name="dcgan", **SMALL), (1, 28, 28))
     assert D.inner.body[0].in_channels == 1 + 10  # image + 10 one-hot class maps
     z = torch.randn(4, 8).repeat(2, 1)
     y = torch.tensor([0, 0, 0, 0, 5, 5, 5, 5])
@@ -78,29 +77,29 @@ def test_concat_discriminator_sees_one_hot_maps_and_cbn_generator_depends_on_cla
     assert torch.equal(after[:4], before[:4]) and not torch.allclose(after[4:], before[4:], atol=1e-2)
     assert D(x, y)[0].shape == (8,)
     with pytest.raises(GankitError, match="model.g_batchnorm=true"):
-        build_models(ModelConfig(name="dcgan", g_batchnorm=False, **SMALL), (1, 28, 28), None, cc, 10)
+        mode_of(cc, 10).build(ModelConfig(name="dcgan", g_batchnorm=False, **SMALL), (1, 28, 28))
 
 
 def test_acgan_losses_and_the_generators_own_classifier_head():
     torch.manual_seed(0)
     cc = CondConfig(mode="acgan", g_classifier=True)
-    G, D = build_models(ModelConfig(name="dcgan", **SMALL), (1, 28, 28), None, cc, 10)
+    G, D = mode_of(cc, 10).build(ModelConfig(name="dcgan", **SMALL), (1, 28, 28))
     z, y = torch.randn(6, 8), torch.arange(6)
     image, logits, probs = G.classify(z, y)
     assert image.shape == (6, 1, 28, 28) and logits.shape == (6, 10)
     assert_close(probs.sum(1), torch.ones(6))
     out, cls = D(image)
     assert out.shape == (6,) and cls.shape == (6, 10)
-    c = Conditioning(cc, 10)
+    c = mode_of(cc, 10)
     extra = c.d_extra(cls, cls, y, y)
     assert_close(extra["class_d"], 2 * F.cross_entropy(cls, y))
-    g = c.g_extra(cls, y, logits)
+    g = c.g_extra(D, image, cls, y, logits)
     assert set(g) == {"class_g", "class_g_head"}
 
 
 def test_infogan_codes_loss_and_traversal(tmp_path):
     cc = CondConfig(mode="infogan", cat_codes=[3], cont_codes=1)
-    c = Conditioning(cc)
+    c = mode_of(cc)
     codes = c.sample(5, torch.Generator().manual_seed(0))
     assert codes.shape == (5, 4) and torch.equal(codes[:, :3].sum(1), torch.ones(5))
     assert (codes[:, 3].abs() <= 1).all()
@@ -125,7 +124,7 @@ def test_infogan_codes_loss_and_traversal(tmp_path):
 
 def test_semi_supervised_d_is_a_k_plus_1_classifier():
     torch.manual_seed(0)
-    _, D = build_models(ModelConfig(name="gan-mlp", d_hidden=[8]), (2,), None, CondConfig(mode="ssgan"), 4)
+    _, D = mode_of(CondConfig(mode="ssgan"), 4).build(ModelConfig(name="gan-mlp", d_hidden=[8]), (2,))
     logit, classes = D(torch.randn(7, 2))
     Z = classes.exp().sum(1)
     assert_close(torch.sigmoid(logit), Z / (Z + 1))  # D(x) = Z / (Z + 1): "fake" is class K+1
@@ -152,11 +151,11 @@ def test_ssgan_trains_logs_test_accuracy_and_classifies(tmp_path, idx_dir, capsy
     base = tiny_config("ssgan", tmp_path / "base", data_dir=idx_dir, steps=4,
                        cond={"labels_per_class": 2, "supervised_only": True})
     gankit.train(base, quiet=True)
-    from gankit.training.checkpoint import list_step_checkpoints, load_file
+    from gankit.run import list_step_checkpoints, load_file
 
     ck = load_file(list_step_checkpoints(tmp_path / "base")[0])
     torch.manual_seed(base.train.seed)
-    G0, _ = build_models(base.model, (1, 28, 28), None, base.cond, 10)
+    G0, _ = mode_of(base.cond, 10).build(base.model, (1, 28, 28))
     assert all(torch.equal(G0.state_dict()[k], v) for k, v in ck["G"].items())
 
 
@@ -196,17 +195,3 @@ def test_conditioning_needs_labels_and_refuses_bad_combinations(tmp_path, image_
         build_config("cgan", overrides=[{"tech": {"pack": 2}}])
     with pytest.raises(GankitError, match="needs a BCE loss"):
         build_config("ssgan", overrides=[{"loss": {"name": "wgan-gp"}}])
-
-
-def test_bench_ssgan_compares_with_the_supervised_baseline(tmp_path, idx_dir, capsys):
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
-    args = ["bench", "ssgan", "--labels", "2", "--seeds", "2", "--minutes", "0.01", "--data-dir", str(idx_dir),
-            "--out", str(tmp_path / "runs"), "--set", "model.g_width=8", "--set", "model.d_width=8",
-            "--set", "train.batch_size=32"]
-    assert main(args + ["--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["method"], r["seed"]) for r in rows] == [("K+1 GAN", 0), ("K+1 GAN", 1), ("supervised only", 0),
-                                                        ("supervised only", 1)]
-    assert all(r["test_size"] == 128 and 0 <= r["test_errors"] <= 128 for r in rows)
-    assert main(args[:2] + ["--labels", "x"]) == 2

@@ -98,7 +98,9 @@ def test_all_switches_train_together_and_the_gate_is_logged(tmp_path, idx_dir):
                       train={"ema_decay": 0.9})
     run = Path(gankit.train(cfg, quiet=True)["run"])
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert rows[-1]["g_skipped"] == 6  # a gate at -1 is always closed: G never moved
+    # a gate at -1 is always closed, but it closes for at most g_gate_max_skips (5) G updates in a row:
+    # steps 1-5 skip G, step 6 updates it (a gate that never reopens would freeze G for good)
+    assert [r["g_skipped"] for r in rows] == [1, 2, 3, 4, 5, 5]
     assert "r1" in rows[-1] and all(math.isfinite(r["loss_d"]) for r in rows)
     gankit.sample(run, 4, tmp_path / "s.png")  # G rebuilds without D's spectral-norm parametrization
 
@@ -111,8 +113,8 @@ def test_pacgan_packs_samples_into_one_d_input(tmp_path):
     img = torch.randn(6, 1, 8, 8)
     assert torch.equal(pack(img, 3)[1, 2], img[5, 0])  # [N/m, m*C, H, W]
     cfg = tiny_config("toy", tmp_path / "run", dataset="ring", tech={"pack": 4})
-    from gankit.training.setup import build
-    s = build(cfg)
+    from gankit.training.gan import GanRecipe
+    s = GanRecipe(cfg)
     assert s.D.net[1].in_features == 2 * 4
     assert gankit.train(cfg, quiet=True)["steps"] == 4
 
@@ -136,8 +138,8 @@ def test_experience_replay_mixes_old_fakes():
 
     buf = ReplayBuffer(size=8, ratio=0.5, shape=(2,))
     first = torch.ones(4, 2)
-    assert torch.equal(buf.mix(first), first)  # empty buffer: nothing to replay yet
-    second = buf.mix(torch.zeros(4, 2))
+    assert torch.equal(buf.mix(first)[0], first)  # empty buffer: nothing to replay yet
+    second = buf.mix(torch.zeros(4, 2))[0]
     assert torch.equal(second[:2], torch.ones(2, 2)) and torch.equal(second[2:], torch.zeros(2, 2))
     assert int(buf.count) == 8
 
@@ -157,23 +159,24 @@ def test_historical_averaging_penalises_distance_to_the_mean_of_past_weights():
 
 
 def test_feature_matching_only_is_the_g_objective():
+    from gankit.config import ModelConfig
     from gankit.losses import OBJECTIVES
     from gankit.models import build_models
-    from gankit.config import ModelConfig
-    from gankit.training.steps import Extras, g_step
+    from gankit.training.steps import Batch, Extras, g_step
 
     torch.manual_seed(0)
     G, D = build_models(ModelConfig(name="gan-mlp", g_hidden=[8], d_hidden=[8], latent_dim=4), (2,))
     opt = torch.optim.SGD(G.parameters(), lr=0.0)
     real = torch.randn(16, 2)
-    stats = g_step(G, D, opt, torch.randn(16, 4), OBJECTIVES.get("nonsat"), Extras(feature_matching="only"), real)
+    nonsat = OBJECTIVES.get("nonsat")
+    stats = g_step(G, D, opt, Batch(real, torch.randn(16, 4)), nonsat, Extras(feature_matching="only"))
     assert_close(stats["loss_g"], stats["fm"])
-    added = g_step(G, D, opt, torch.randn(16, 4), OBJECTIVES.get("nonsat"), Extras(feature_matching="add"), real)
+    added = g_step(G, D, opt, Batch(real, torch.randn(16, 4)), nonsat, Extras(feature_matching="add"))
     assert added["loss_g"] > added["fm"]
 
 
 def test_resume_is_exact_with_stateful_techniques(tmp_path, idx_dir):
-    from gankit.training.checkpoint import list_step_checkpoints, load_file
+    from gankit.run import list_step_checkpoints, load_file
 
     tech = {"replay_size": 32, "replay_ratio": 0.5, "historical_averaging": 0.01, "instance_noise": 0.1,
             "feature_matching": "add", "pack": 2}
@@ -186,7 +189,7 @@ def test_resume_is_exact_with_stateful_techniques(tmp_path, idx_dir):
     b = load_file(list_step_checkpoints(Path(resumed["run"]))[0])
     for net in ("G", "D"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
-    assert torch.equal(a["tech"]["replay"]["items"], b["tech"]["replay"]["items"])
+    assert torch.equal(a["extra"]["tech"]["replay"]["items"], b["extra"]["tech"]["replay"]["items"])
 
 
 def test_virtual_batchnorm_makes_each_sample_independent_of_its_batch(tmp_path, idx_dir):
@@ -236,7 +239,7 @@ def test_unrolled_d_follows_ds_optimizer_and_leaves_d_untouched(optimizer):
     from gankit.config import OptimConfig
     from gankit.losses import OBJECTIVES
     from gankit.training.setup import make_optimizer
-    from gankit.training.steps import Extras, d_step, g_step, unrolled_d
+    from gankit.training.steps import Batch, Extras, d_step, g_step, unrolled_d
 
     torch.manual_seed(0)
     D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1), nn.Flatten(0))
@@ -245,7 +248,7 @@ def test_unrolled_d_follows_ds_optimizer_and_leaves_d_untouched(optimizer):
     opt_d = make_optimizer(D.parameters(), ocfg, 1e-2)
     obj = OBJECTIVES.get("nonsat")
     real, z = torch.randn(32, 2) + 2, torch.randn(32, 4)
-    d_step(G, D, opt_d, real, z, obj)  # the optimizer now has state (moments, step count)
+    d_step(G, D, opt_d, Batch(real, z), obj)  # the optimizer now has state (moments, step count)
     fake = G(z).detach()
     # reference: K real optimizer steps on a copy, on the same batches
     D2 = copy.deepcopy(D)
@@ -262,9 +265,9 @@ def test_unrolled_d_follows_ds_optimizer_and_leaves_d_untouched(optimizer):
         assert_close(unrolled[name].detach(), p.detach(), atol=1e-5, rtol=1e-4)
     # the G step through the unrolled D: D unchanged, G's gradient differs from the plain G step
     opt_g = torch.optim.SGD(G.parameters(), lr=0.0)
-    g_step(G, D, opt_g, z, obj, Extras(unrolled_steps=3, opt_d=opt_d), real)
+    g_step(G, D, opt_g, Batch(real, z), obj, Extras(unrolled_steps=3, opt_d=opt_d))
     grad_unrolled = [p.grad.clone() for p in G.parameters()]
-    g_step(G, D, opt_g, z, obj, Extras(), real)
+    g_step(G, D, opt_g, Batch(real, z), obj, Extras())
     assert all(torch.equal(v, D.state_dict()[k]) for k, v in before.items())
     assert any(not torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grad_unrolled, G.parameters()))
 
@@ -279,7 +282,7 @@ def test_mixed_precision_steps_update_both_networks(mode):
     """The autocast + gradient-scaler path of the steps (run on CPU here; `train.amp` itself needs CUDA)."""
     from gankit.losses import OBJECTIVES
     from gankit.training.precision import Precision
-    from gankit.training.steps import Extras, d_step, g_step
+    from gankit.training.steps import Batch, Extras, d_step, g_step
 
     torch.manual_seed(0)
     G = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -288,8 +291,8 @@ def test_mixed_precision_steps_update_both_networks(mode):
     e = Extras(prec=Precision(mode, torch.device("cpu")))
     d0, g0 = [p.clone() for p in D.parameters()], [p.clone() for p in G.parameters()]
     for _ in range(30):  # fp16: the first steps overflow at scale 2^16 and are skipped while the scale falls
-        ds = d_step(G, D, opt_d, torch.randn(16, 2), torch.randn(16, 4), OBJECTIVES.get("wgan-gp"), e=e)
-        gs = g_step(G, D, opt_g, torch.randn(16, 4), OBJECTIVES.get("wgan-gp"), e)
+        ds = d_step(G, D, opt_d, Batch(torch.randn(16, 2), torch.randn(16, 4)), OBJECTIVES.get("wgan-gp"), e=e)
+        gs = g_step(G, D, opt_g, Batch(torch.randn(16, 2), torch.randn(16, 4)), OBJECTIVES.get("wgan-gp"), e)
         assert all(torch.isfinite(v).all() for v in (*ds.values(), *gs.values()))
     assert ds["gp"].dtype == torch.float32 and ds["d_real"].dtype == torch.float32
     assert any(not torch.equal(a, b) for a, b in zip(d0, D.parameters()))

@@ -12,7 +12,7 @@ import torch
 import gankit
 from gankit.config import preset_names
 from gankit.errors import GankitError
-from gankit.training.checkpoint import list_step_checkpoints, load_file
+from gankit.run import list_step_checkpoints, load_file
 
 from .conftest import tiny_config
 

@@ -11,9 +11,9 @@ from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.paired import jitter, load_paired, load_unpaired
 from gankit.errors import GankitError
+from gankit.metrics.translation import ssim
 from gankit.models.translation import PatchDiscriminator, UNetGenerator, receptive_field
 from gankit.training.translation import ImagePool
-from gankit.translate import ssim
 
 TINY = ["--image-size", "16", "--batch-size", "4", "--set", "model.g_width=8", "--set", "model.d_width=8",
         "--set", "i2i.patch_layers=1", "--set", "i2i.res_blocks=1", "--checkpoint-every", "3", "--quiet"]
@@ -123,7 +123,7 @@ def test_ssim_by_hand():
 
 
 def test_pix2pix_trains_resumes_exactly_translates_and_scores(tmp_path, paired, capsys):
-    from gankit.training.checkpoint import list_step_checkpoints, load_file
+    from gankit.run import list_step_checkpoints, load_file
 
     base = ["train", "--preset", "pix2pix", "--dataset", str(paired), *TINY]
     assert main(base + ["--max-steps", "6", "--out", str(tmp_path / "straight")]) == 0
@@ -133,7 +133,7 @@ def test_pix2pix_trains_resumes_exactly_translates_and_scores(tmp_path, paired, 
     b = load_file(list_step_checkpoints(tmp_path / "resumed")[0])
     assert a["step"] == b["step"] == 6
     for net in ("G", "D"):
-        assert all(torch.equal(a["nets"][net][k], b["nets"][net][k]) for k in a["nets"][net]), net
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
     strip = Image.open(tmp_path / "straight" / "samples" / "final.png")
     assert strip.width == 3 * (16 + 2) + 2  # input | output | target
     capsys.readouterr()

@@ -361,70 +361,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_fashion(args)
     if args.bench == "ssgan":
         return cmd_bench_ssgan(args)
-    from .bench import VARIANTS, default_variants, format_speed_table, speed
+    from .bench.speed import format_speed_table, from_args
 
-    options = args.options.split(",") if args.options else default_variants(args.device)
-    bad = [o for o in options if o not in VARIANTS]
-    if bad:
-        raise GankitError(f"unknown speed option '{bad[0]}'; available: {', '.join(VARIANTS)}")
-    rows = [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device, variant=o)
-            for p in (args.preset or ["dcgan"]) for o in options]
-    return _print_rows(rows, args.json, format_speed_table)
+    return _print_rows(from_args(args), args.json, format_speed_table)
 
 
 def _print_rows(rows: list[dict], as_json: bool, table) -> int:
     """One JSON object per line with --json, else a table a person reads."""
-    print("\n".join(json.dumps(r) for r in rows) if as_json else table(rows))
+    from .bench.sweep import format_rows
+
+    print(format_rows(rows, as_json, table))
     return 0
 
 
 def cmd_bench_toy2d(args: argparse.Namespace) -> int:
-    from .bench_toy2d import TOY_CONFIGS, bench_toy2d, format_toy_table
-    from .config import parse_override
+    from .bench import toy2d
 
     if args.list:
-        for name, over in TOY_CONFIGS.items():
-            print(f"{name:<17} {json.dumps(over)}")
+        print(toy2d.list_toy_configs())
         return 0
-    configs = args.configs.split(",") if args.configs else list(TOY_CONFIGS)
-    datasets = [d for d in args.datasets.split(",") if d]
-    if any(d not in ("ring", "grid") for d in datasets):
-        raise GankitError(f"--datasets takes ring and/or grid, got '{args.datasets}'")
-    results = bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out,
-                          log=lambda m: print(m, file=sys.stderr))
-    return _print_rows(results, args.json, format_toy_table)
+    return _print_rows(toy2d.from_args(args), args.json, toy2d.format_toy_table)
 
 
 def cmd_bench_ssgan(args: argparse.Namespace) -> int:
-    from .bench_ssgan import bench_ssgan, format_ssgan_table
-    from .config import parse_override
+    from .bench import ssgan
 
-    try:
-        labels = [int(x) for x in args.labels.split(",") if x]
-    except ValueError:
-        raise GankitError(f"--labels takes whole numbers separated by commas, got '{args.labels}'") from None
-    if not labels or min(labels) < 1 or args.seeds < 1 or args.minutes <= 0:
-        raise GankitError("--labels must be positive, --seeds at least 1 and --minutes positive")
-    results = bench_ssgan(labels, args.seeds, args.minutes, args.dataset, args.data_dir,
-                          [parse_override(x) for x in args.set], args.out, log=lambda m: print(m, file=sys.stderr))
-    return _print_rows(results, args.json, format_ssgan_table)
+    return _print_rows(ssgan.from_args(args), args.json, ssgan.format_ssgan_table)
 
 
 def cmd_bench_fashion(args: argparse.Namespace) -> int:
-    from .bench_fashion import FASHION_CONFIGS, bench_fashion, format_fashion_table
-    from .config import parse_override
+    from .bench import fashion
 
     if args.list:
-        for name, over in FASHION_CONFIGS.items():
-            print(f"{name:<16} {json.dumps(over)}")
+        print(fashion.list_fashion_configs())
         return 0
-    if args.minutes <= 0 or args.seeds < 1 or args.num < 10:
-        raise GankitError("--minutes must be positive, --seeds at least 1 and --num at least 10")
-    configs = args.configs.split(",") if args.configs else list(FASHION_CONFIGS)
-    results = bench_fashion(configs, args.seeds, args.minutes, args.dataset, args.num,
-                            [parse_override(x) for x in args.set], args.out, args.data_dir,
-                            log=lambda m: print(m, file=sys.stderr))
-    return _print_rows(results, args.json, format_fashion_table)
+    return _print_rows(fashion.from_args(args), args.json, fashion.format_fashion_table)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -446,7 +417,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .config import config_from_dict, load_yaml
     from .metrics.evaluate import evaluate_run, evaluate_sets, format_table, parse_metrics
-
     from .training.setup import pick_device
 
     metrics = parse_metrics(args.metrics) if args.metrics else None
@@ -468,7 +438,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.run_dir and (Path(args.run_dir) / "config.yaml").is_file():
         cfg = config_from_dict(load_yaml(Path(args.run_dir) / "config.yaml"))
         if cfg.is_translation:
-            from .translate import evaluate_translation
+            from .metrics.translation import evaluate_translation
 
             result = evaluate_translation(args.run_dir, args.checkpoint, common["device"], args.seed)
             print(json.dumps(result) if args.json else "\n".join(
@@ -506,7 +476,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"translate": cmd_translate, "demo": cmd_demo, "classify": cmd_classify, "compare": cmd_compare, "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
+COMMANDS = {"translate": cmd_translate, "demo": cmd_demo, "classify": cmd_classify, "compare": cmd_compare,
+            "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
             "list": cmd_list}
 
 

@@ -5,6 +5,7 @@ Order of precedence (last wins): dataclass defaults < preset < --config FILE < c
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -13,6 +14,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from . import safeyaml
 from .errors import GankitError
 
 TOY_DATASETS = ("ring", "grid")
@@ -111,6 +113,7 @@ class TechConfig:
     spectral_norm: bool = False  # spectral normalization of every conv/linear layer of D (Miyato et al.)
     r1_gamma: float = 0.0  # R1 penalty (gamma/2) E||grad D(x_real)||^2; 0 = off
     g_gate: Optional[float] = None  # skip G's update while D's gap mean D(x) - mean D(G(z)) exceeds this
+    g_gate_max_skips: int = 5  # ... but for at most this many G updates in a row (a frozen G never catches up)
     pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated along channels (1 = off)
     feature_matching: Literal["off", "only", "add"] = "off"  # G matches D's mean features on real data
     replay_size: int = 0  # experience replay: a buffer of this many old fakes shown to D again (0 = off)
@@ -283,6 +286,9 @@ def merge(cfg: Config, values: dict) -> Config:
     return cfg
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def parse_override(text: str) -> dict:
     """'model.g_width=32' -> {'model': {'g_width': 32}} (the value is parsed as YAML; numbers like
     1e-4, which YAML 1.1 reads as text, become floats when the key expects one)."""
@@ -291,51 +297,89 @@ def parse_override(text: str) -> dict:
     key, raw = text.split("=", 1)
     section, name = key.split(".", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = safeyaml.load(raw)
+    except safeyaml.YAMLLimit as e:
+        raise GankitError(f"override '{key}' refused: {e}; give a plain value") from None
     except yaml.YAMLError:
         value = raw
     return {section: {name: value}}
 
 
 def load_yaml(path: str | Path) -> dict:
+    """A config file (or a run's config.yaml): at most 1 MB of UTF-8 YAML, without alias bombs."""
     p = Path(path)
     if not p.is_file():
         raise GankitError(f"config file '{p}' not found; give the path of a YAML file")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise GankitError(f"config file '{p}' is {p.stat().st_size} bytes, over the 1 MB limit for a config; "
+                          "give a config file, not data")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = safeyaml.load(p.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise GankitError(f"config file '{p}' is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except safeyaml.YAMLLimit as e:
+        raise GankitError(f"config file '{p}' refused: {e}; write the values out plainly") from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0]
         raise GankitError(f"config file '{p}' is not valid YAML ({first}); fix the file") from None
     return data
 
 
-def validate(cfg: Config) -> Config:
-    """Cross-field checks that types alone cannot express."""
-    t, m, o, d = cfg.train, cfg.model, cfg.optim, cfg.data
-    positive = {"train.batch_size": t.batch_size, "model.latent_dim": m.latent_dim,
-                "model.g_width": m.g_width, "model.d_width": m.d_width, "optim.n_critic": o.n_critic,
-                "train.checkpoint_every": t.checkpoint_every, "train.keep_checkpoints": t.keep_checkpoints,
-                "train.num_samples": t.num_samples,
-                "data.toy_size": d.toy_size, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d,
-                "model.virtual_batch_size": m.virtual_batch_size}
-    for key, v in positive.items():
-        if v <= 0:
-            raise GankitError(f"bad value {v!r} for '{key}'; it must be positive")
-    for key, v in {"train.epochs": t.epochs, "train.minutes": t.minutes, "train.max_steps": t.max_steps,
-                   "data.image_size": d.image_size, "data.limit": d.limit, "train.threads": t.threads,
-                   "train.eval_every": t.eval_every, "train.log_every": t.log_every}.items():
-        if v is not None and v <= 0:
-            raise GankitError(f"bad value {v!r} for '{key}'; it must be positive (or null for none)")
+_INF = float("inf")
+# (low, high, ends, keys): every value set (each item of a list) must lie in this interval; ends "[]",
+# "[)", "(]" or "()" say which bounds are allowed. The upper bounds keep typos from exhausting memory.
+_BOUNDS = [
+    (1, 1_000_000, "[]", "train.batch_size train.num_samples model.virtual_batch_size diagnose.window"),
+    (2, 1_000_000, "[]", "train.eval_num"),
+    (1, 100_000, "[]", "model.latent_dim"),
+    (1, 4096, "[]", "model.g_width model.d_width model.g_hidden model.d_hidden model.attention_hidden"),
+    (0, 4096, "[]", "model.minibatch_discrimination"),
+    (1, 10_000_000, "[]", "data.toy_size"),
+    (8, 4096, "[]", "data.image_size"),
+    (0, 2**63, "[)", "train.seed"),
+    (1, _INF, "[]", ("train.epochs train.max_steps train.checkpoint_every train.keep_checkpoints train.threads "
+                     "train.eval_every train.log_every data.limit optim.n_critic tech.pack i2i.patch_layers "
+                     "cond.labels_per_class diagnose.plateau_evals")),
+    (0, _INF, "[]", ("data.workers tech.instance_noise tech.replay_size tech.historical_averaging "
+                     "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks")),
+    (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes"),
+    (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout"),
+    (0, 1, "()", "train.ema_decay"),
+    (0, 1, "(]", "tech.label_smoothing"),
+    (0, 0.5, "[)", "tech.label_flip"),
+    (0, 1, "[]", "tech.replay_ratio"),
+]
+
+
+def _bound_text(low: float, high: float, ends: str) -> str:
+    """'positive', '>= 0 and < 1', ... for an error message."""
+    text = "positive" if (low, ends[0]) in ((1, "["), (0, "(")) else f"{'>=' if ends[0] == '[' else '>'} {low}"
+    return text if high == _INF else f"{text} and {'<=' if ends[1] == ']' else '<'} {high}"
+
+
+def _check_bounds(cfg: Config) -> None:
+    """Every number finite, and within its range from _BOUNDS."""
+    for section in _SECTION_CLASSES:
+        for key, v in dataclasses.asdict(getattr(cfg, section)).items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise GankitError(f"bad value {v!r} for '{section}.{key}'; it must be a finite number")
+    for low, high, ends, keys in _BOUNDS:
+        for key in keys.split():
+            section, name = key.split(".")
+            value = getattr(getattr(cfg, section), name)
+            for v in value if isinstance(value, list) else [value]:
+                ok = v is None or ((v >= low if ends[0] == "[" else v > low)
+                                   and (v <= high if ends[1] == "]" else v < high))
+                if not ok:
+                    raise GankitError(f"bad value {v!r} for '{key}'; it must be {_bound_text(low, high, ends)}")
+
+
+def _check_training(cfg: Config) -> None:
+    t, d, tc = cfg.train, cfg.data, cfg.tech
     if t.epochs is None and t.minutes is None and t.max_steps is None:
         raise GankitError("no stopping rule: set train.epochs, train.minutes or train.max_steps")
     if d.channels not in (None, 1, 3):
         raise GankitError(f"bad value {d.channels!r} for 'data.channels'; allowed: 1, 3 (or null)")
-    if t.ema_decay is not None and not 0.0 < t.ema_decay < 1.0:
-        raise GankitError(f"bad value {t.ema_decay!r} for 'train.ema_decay'; it must be in (0, 1), e.g. 0.999")
-    tc = cfg.tech
-    if not 0.0 < tc.label_smoothing <= 1.0 or not 0.0 <= tc.label_flip < 0.5 or tc.instance_noise < 0:
-        raise GankitError("tech.label_smoothing must be in (0, 1], tech.label_flip in [0, 0.5), "
-                          "tech.instance_noise >= 0")
     if (tc.label_smoothing < 1.0 or tc.label_flip > 0) and cfg.loss.name not in ("minimax", "nonsat"):
         raise GankitError(f"label smoothing and flipping need a BCE loss (minimax or nonsat), not "
                           f"'{cfg.loss.name}'; use --loss nonsat or turn them off")
@@ -343,43 +387,40 @@ def validate(cfg: Config) -> Config:
     if bad:
         raise GankitError(f"unknown DiffAugment policy '{bad[0]}' in tech.diffaugment; allowed: "
                           "translation, cutout, color (comma-separated)")
-    if tc.pack < 1 or t.batch_size % tc.pack:
-        raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
-    if tc.replay_size < 0 or not 0.0 <= tc.replay_ratio <= 1.0 or tc.historical_averaging < 0:
-        raise GankitError("tech.replay_size and tech.historical_averaging must be >= 0, tech.replay_ratio in [0, 1]")
-    if cfg.is_translation:
-        if d.dataset in NAMED_DATASETS:
-            raise GankitError(f"{m.name} translates images between two domains: give --dataset PATH to "
-                              f"{'paired A|B images' if m.name == 'pix2pix' else 'trainA/ and trainB/ folders'} "
-                              f"(an offline demo: gankit demo {'edges2fashion' if m.name == 'pix2pix' else 'tops2trousers'} DIR)")
-        if cfg.i2i.patch_layers < 1 or cfg.i2i.res_blocks < 0 or cfg.i2i.pool_size < 0:
-            raise GankitError("i2i.patch_layers must be >= 1, i2i.res_blocks and i2i.pool_size >= 0")
-    c = cfg.cond
-    if c.mode != "none":
-        if tc.pack > 1 or tc.unrolled_steps or m.virtual_batchnorm:
-            raise GankitError(f"cond.mode={c.mode} does not combine with tech.pack, tech.unrolled_steps or "
-                              "model.virtual_batchnorm; turn those off")
-        if c.mode == "cgan" and c.d == "concat" and tc.feature_matching != "off":
-            raise GankitError("feature matching needs D's features without the label: use cond.d=projection")
-        if c.mode == "infogan" and (not all(isinstance(k, int) and k > 1 for k in c.cat_codes) or c.cont_codes < 0
-                                    or not (c.cat_codes or c.cont_codes)):
-            raise GankitError("cond.cat_codes must list category counts > 1 and cond.cont_codes be >= 0, "
-                              "with at least one code")
-        if c.mode == "ssgan" and cfg.loss.name not in ("minimax", "nonsat"):
-            raise GankitError(f"the semi-supervised GAN's K+1 classifier needs a BCE loss (nonsat), not "
-                              f"'{cfg.loss.name}'")
-        if c.labels_per_class is not None and c.labels_per_class < 1:
-            raise GankitError(f"bad value {c.labels_per_class!r} for 'cond.labels_per_class'; at least 1 (or null)")
-    if d.workers < 0:
-        raise GankitError(f"bad value {d.workers!r} for 'data.workers'; it must be >= 0")
-    if tc.unrolled_steps < 0:
-        raise GankitError(f"bad value {tc.unrolled_steps!r} for 'tech.unrolled_steps'; it must be >= 0 (0 = off)")
     if tc.diffaugment and cfg.is_toy:
         raise GankitError("tech.diffaugment works on images; turn it off for ring and grid")
-    if not 0.0 <= m.dropout < 1.0:
-        raise GankitError(f"bad value {m.dropout!r} for 'model.dropout'; it must be in [0, 1)")
-    if d.image_size is not None and d.image_size < 8:
-        raise GankitError(f"bad value {d.image_size} for 'data.image_size'; use 8 pixels or more")
+    if t.batch_size % tc.pack:
+        raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
+    m = cfg.model
+    if cfg.is_translation and d.dataset in NAMED_DATASETS:
+        raise GankitError(f"{m.name} translates images between two domains: give --dataset PATH to "
+                          f"{'paired A|B images' if m.name == 'pix2pix' else 'trainA/ and trainB/ folders'} "
+                          f"(an offline demo: gankit demo {'edges2fashion' if m.name == 'pix2pix' else 'tops2trousers'} DIR)")
+
+
+def _check_conditioning(cfg: Config) -> None:
+    c, tc = cfg.cond, cfg.tech
+    if c.mode == "none":
+        return
+    if tc.pack > 1 or tc.unrolled_steps or cfg.model.virtual_batchnorm:
+        raise GankitError(f"cond.mode={c.mode} does not combine with tech.pack, tech.unrolled_steps or "
+                          "model.virtual_batchnorm; turn those off")
+    if c.mode == "cgan" and c.d == "concat" and tc.feature_matching != "off":
+        raise GankitError("feature matching needs D's features without the label: use cond.d=projection")
+    if c.mode == "infogan" and (not all(isinstance(k, int) and k > 1 for k in c.cat_codes) or c.cont_codes < 0
+                                or not (c.cat_codes or c.cont_codes)):
+        raise GankitError("cond.cat_codes must list category counts > 1 and cond.cont_codes be >= 0, "
+                          "with at least one code")
+    if c.mode == "ssgan" and cfg.loss.name not in ("minimax", "nonsat"):
+        raise GankitError(f"the semi-supervised GAN's K+1 classifier needs a BCE loss (nonsat), not "
+                          f"'{cfg.loss.name}'")
+
+
+def validate(cfg: Config) -> Config:
+    """Ranges (_BOUNDS, finite numbers) and the cross-field checks that types alone cannot express."""
+    _check_bounds(cfg)
+    _check_training(cfg)
+    _check_conditioning(cfg)
     return cfg
 
 

@@ -8,13 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .conditioning import NONE, Conditioning
-from .config import Config, config_from_dict
+from .conditioning import Unlabelled, mode_of
+from .config import Config
 from .data import to_uint8, toy_centers
 from .errors import GankitError
-from .models import build_models
 from .observe.plots import save_samples
-from .training.checkpoint import load_file, resolve_checkpoint
+from .run import read_checkpoint
 from .training.steps import sample_z
 
 
@@ -25,31 +24,19 @@ def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
     return G, cfg, path
 
 
-def read_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
-                    device: str | torch.device = "cpu") -> tuple[Config, dict, Path]:
-    """(config, checkpoint dict, its path) of a run's newest (or named) checkpoint; weights only."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise GankitError(f"run folder '{run}' does not exist; give the --out folder of a gankit train run")
-    path = resolve_checkpoint(run, checkpoint)
-    try:
-        ckpt = load_file(path, map_location=device)
-    except ValueError as e:
-        raise GankitError(f"checkpoint '{path}' is damaged ({e}); pick another with --checkpoint") from None
-    return config_from_dict(ckpt["config"]), ckpt, path
-
-
 def load_generator_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
                               device: str | torch.device = "cpu") -> tuple[nn.Module, Config, Path, dict]:
     """load_generator, plus the checkpoint dict it was read from (step, shape, ...)."""
     cfg, ckpt, path = read_checkpoint(run_dir, checkpoint, device)
-    G, _ = build_models(cfg.model, tuple(ckpt["shape"]), None, cfg.cond, ckpt.get("num_classes", 0))
+    if cfg.is_translation:
+        raise GankitError(f"'{run_dir}' is an image-to-image run; translate images with gankit translate")
+    G, _ = mode_of(cfg.cond, ckpt.get("num_classes", 0)).build(cfg.model, tuple(ckpt["shape"]))
     G.load_state_dict(ckpt.get("G_ema") or ckpt["G"])  # the EMA weights when the run kept them
     return G.to(device).eval(), cfg, path, ckpt
 
 
-def conditioning_of(G: nn.Module, cfg: Config) -> Conditioning:
-    return Conditioning(cfg.cond, getattr(G, "num_classes", 0)) if cfg.cond.mode != "none" else NONE
+def conditioning_of(G: nn.Module, cfg: Config) -> Unlabelled:
+    return mode_of(cfg.cond, getattr(G, "num_classes", 0))
 
 
 @torch.no_grad()
@@ -98,10 +85,10 @@ def resolve_class(klass: str, G: nn.Module, cfg: Config) -> int:
     """A class given by index or name -> its index (clear error otherwise)."""
     from .metrics.classify import class_names
 
-    if cfg.cond.mode not in ("cgan", "acgan"):
+    K = getattr(G, "num_classes", 0)
+    if not conditioning_of(G, cfg).takes_class:
         raise GankitError(f"--class needs a class-conditional run (cond.mode cgan or acgan); this run has "
                           f"cond.mode={cfg.cond.mode}")
-    K = getattr(G, "num_classes", 0)
     names = class_names(cfg, K)
     if str(klass).lstrip("-").isdigit() and 0 <= int(klass) < K:
         return int(klass)

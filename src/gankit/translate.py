@@ -4,11 +4,9 @@ target-domain accuracy)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -103,74 +101,3 @@ def translate_folder(run_dir: str, input_dir: str, out_dir: str, direction: str 
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img[0].numpy() if c == 1 else img.permute(1, 2, 0).numpy()).save(target)
     return len(files)
-
-
-def ssim(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
-    """Mean SSIM (Wang et al. 2004) of [N,C,H,W] images: 11x11 Gaussian window, sigma 1.5, K1 0.01,
-    K2 0.03, 'valid' borders; per image, averaged over channels and positions. Returns [N]."""
-    c = x.shape[1]
-    g = torch.exp(-((torch.arange(11, dtype=x.dtype) - 5) ** 2) / (2 * 1.5 ** 2))
-    g = (g / g.sum()).to(x.device)
-    win = (g[:, None] * g[None, :]).expand(c, 1, 11, 11)
-    blur = lambda t: F.conv2d(t, win, groups=c)  # noqa: E731
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
-    return m.flatten(1).mean(1)
-
-
-@torch.no_grad()
-def evaluate_translation(run_dir: str, checkpoint: Optional[str] = None, device: str = "cpu", seed: int = 0,
-                         record: bool = True) -> dict:
-    """Pix2Pix: L1 and SSIM of G(A) against B on the held-out pairs (images in [0, 1]).
-    CycleGAN: the cycle reconstruction error |F(G(a)) - a|_1 (and the other way), and, for datasets with
-    a judge and known domain classes (the tops2trousers demo), the share of translated images the judge
-    puts in the target domain."""
-    from .data import to_float
-    from .metrics.history import append_history
-    from .training.translation import load_translation_data, load_translation_run
-
-    t0 = time.time()
-    nets, cfg, ckpt = load_translation_run(run_dir, checkpoint, device)
-    try:
-        A, B = load_translation_data(cfg, "test")
-    except GankitError as e:
-        raise GankitError(f"no held-out images to score ({e})") from None
-    to01 = lambda t: t.float().div(255.0).to(device)  # noqa: E731
-    to11 = lambda t: to_float(t.to(device))  # noqa: E731
-    torch.manual_seed(seed)  # Pix2Pix keeps dropout on at test time
-    m: dict = {}
-    notes: list[str] = []
-    if cfg.model.name == "pix2pix":
-        out = torch.cat([nets["G"](to11(A[i:i + 256])) for i in range(0, len(A), 256)]).add(1).div(2).clamp(0, 1)
-        m["l1"] = float((out - to01(B)).abs().mean())
-        m["ssim"] = float(ssim(out, to01(B)).mean())
-        n = {"pairs": len(A)}
-    else:
-        G, Fn = nets["G_AB"], nets["G_BA"]
-        fb = torch.cat([G(to11(A[i:i + 256])) for i in range(0, len(A), 256)])
-        fa = torch.cat([Fn(to11(B[i:i + 256])) for i in range(0, len(B), 256)])
-        m["cycle_l1_a"] = float((Fn(fb) - to11(A)).abs().mean() / 2)  # on [0, 1] intensities
-        m["cycle_l1_b"] = float((G(fa) - to11(B)).abs().mean() / 2)
-        meta_file = Path(cfg.data.dataset) / "gankit-demo.json"
-        if meta_file.is_file():
-            meta = json.loads(meta_file.read_text())
-            from .data import to_uint8
-            from .metrics.features import judge_extractor
-
-            try:
-                ex = judge_extractor(meta["judge"], None, device)
-            except GankitError as e:  # no judge trained yet: the other scores still count
-                ex = None
-                notes.append(f"no judge-based domain accuracy: {e}")
-            for name, fake, classes in (("a_to_b", fb, meta["B_classes"]), ("b_to_a", fa, meta["A_classes"])):
-                if ex is not None:
-                    _, probs = ex.features(to_uint8(fake.cpu()))
-                    m[f"judge_target_{name}"] = float(np.isin(np.asarray(probs).argmax(1), classes).mean())
-        n = {"A": len(A), "B": len(B)}
-    result = {"metrics": m, "notes": notes, "step": int(ckpt["step"]), "split": "test", "n": n,
-              "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if record:
-        append_history(Path(run_dir) / "metrics.json", result)
-    return result

@@ -4,19 +4,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import DataConfig, TOY_DATASETS
+from ..config import TOY_DATASETS, DataConfig
 from ..errors import GankitError
 from .folders import load_labelled_folder
 from .idx import find_idx_pair, read_idx
 from .toy2d import sample_toy, toy_centers, toy_std
 
-__all__ = ["Data", "load_dataset", "sample_toy", "toy_centers", "toy_std", "to_float", "to_uint8"]
+__all__ = ["Data", "load_dataset", "sample_toy", "to_float", "to_uint8", "toy_centers", "toy_std"]
 
 SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
 TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "cifar-10-batches-py"}
@@ -28,8 +27,8 @@ class Data:
     """A whole dataset in memory. x: [N,C,H,W] uint8 (images) or [N,2] float32 (points)."""
     name: str
     x: Tensor
-    labels: Optional[Tensor] = None
-    device: Optional[torch.device] = None  # where batches are delivered (None: where x is)
+    labels: Tensor | None = None
+    device: torch.device | None = None  # where batches are delivered (None: where x is)
 
     @property
     def is_image(self) -> bool:
@@ -54,7 +53,7 @@ class Data:
             x = self.x[idx]
         return to_float(x) if self.is_image else x
 
-    def to(self, device: torch.device, max_share: float = 0.25) -> "Data":
+    def to(self, device: torch.device, max_share: float = 0.25) -> Data:
         """Small datasets move to the device as uint8 (no per-step host copies). One larger than
         `max_share` of the GPU's free memory stays on the host in pinned memory; each batch is then
         gathered there and copied asynchronously."""
@@ -74,7 +73,7 @@ def to_uint8(images: Tensor) -> Tensor:
     return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
-def search_dirs(name: str, data_dir: Optional[str]) -> list[Path]:
+def search_dirs(name: str, data_dir: str | None) -> list[Path]:
     """Where a named dataset's files are looked for, in order."""
     roots = [Path(p) for p in (data_dir, os.environ.get("GANKIT_DATA")) if p]
     dirs: list[Path] = []
@@ -112,8 +111,8 @@ def _load_mnist_like(name: str, cfg: DataConfig) -> tuple[Tensor, Tensor]:
         if pair is None:
             raise _not_found(name, dirs, "the download left no IDX files")
     try:
-        x, y = read_idx(pair[0]), read_idx(pair[1])
-    except (ValueError, OSError) as e:
+        x, y = read_idx(pair[0]), read_idx(pair[1])  # a malformed file: IdxError, naming it
+    except OSError as e:
         raise GankitError(f"cannot read {name}: {e}; replace the file") from None
     return x.unsqueeze(1), y.long()  # [N,1,28,28]
 
@@ -126,11 +125,11 @@ def _download(name: str, cfg: DataConfig, dirs: list[Path]) -> None:
     root = Path(cfg.data_dir) if cfg.data_dir else cache_root()
     try:
         return cls(str(root), train=True, download=True)
-    except Exception as e:  # network errors come in many types (URLError, HTTPError, RuntimeError)
+    except Exception as e:  # noqa: BLE001 -- network errors come in many types (URLError, HTTPError, RuntimeError)
         raise _not_found(name, dirs, f"the download failed ({type(e).__name__})") from None
 
 
-def cifar10_roots(data_dir: Optional[str]) -> list[Path]:
+def cifar10_roots(data_dir: str | None) -> list[Path]:
     """Folders that may hold torchvision's cifar-10-batches-py, in search order."""
     return [Path(p) for p in (data_dir, os.environ.get("GANKIT_DATA")) if p] + [cache_root()]
 
@@ -151,7 +150,7 @@ def _load_cifar10(cfg: DataConfig) -> tuple[Tensor, Tensor]:
     return x, torch.tensor(ds.targets)
 
 
-def _fit(x: Tensor, size: Optional[int], channels: Optional[int]) -> Tensor:
+def _fit(x: Tensor, size: int | None, channels: int | None) -> Tensor:
     """Resize [N,C,H,W] uint8 to size and convert channels (1 <-> 3) when asked."""
     if channels is not None and channels != x.shape[1]:
         if channels == 3:

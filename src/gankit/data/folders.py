@@ -1,16 +1,85 @@
-"""Any folder of images (recursive), decoded once into a uint8 tensor held in memory."""
+"""Any folder of images (recursive), decoded once into a uint8 tensor held in memory.
+
+Unreadable files are skipped and counted in one warning. So are images of more than
+$GANKIT_MAX_IMAGE_PIXELS pixels (default 64 megapixels): a tiny PNG can declare 30000 x 30000 pixels
+and would take gigabytes to decode (a decompression bomb); raise the cap, e.g.
+GANKIT_MAX_IMAGE_PIXELS=200000000, for genuinely huge images. 16-bit images are scaled to 8 bits
+(value / 257), not clipped.
+"""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import GankitError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+# what decoding a bad file may raise; DecompressionBombError (too many pixels) is no OSError
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def max_image_pixels() -> int:
+    """The pixel cap: $GANKIT_MAX_IMAGE_PIXELS, else 64 megapixels."""
+    raw = os.environ.get("GANKIT_MAX_IMAGE_PIXELS", "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if not raw.isdigit() or int(raw) <= 0:
+        raise GankitError(f"GANKIT_MAX_IMAGE_PIXELS={raw!r} is not a positive whole number of pixels; "
+                          f"set it to e.g. {DEFAULT_MAX_IMAGE_PIXELS} or unset it")
+    return int(raw)
+
+
+def open_image(path: Path, max_pixels: int) -> Image.Image:
+    """Open (header only) and refuse more than max_pixels pixels, before anything is decoded."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # the user raised the cap: PIL's own check must not refuse first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, against our cap
+        im = Image.open(path)
+    if im.width * im.height > max_pixels:
+        im.close()
+        raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels exceed GANKIT_MAX_IMAGE_PIXELS")
+    return im
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit (and 32-bit integer) grayscale -> 8-bit 'L', scaled by 1/257 so 65535 maps to 255."""
+    if not im.mode.startswith("I"):
+        return im
+    a = np.clip(np.asarray(im).astype(np.int64), 0, 65535)
+    return Image.fromarray(((a + 128) // 257).astype(np.uint8), mode="L")
+
+
+def read_image(path: Path, mode: str, max_pixels: int) -> tuple[torch.Tensor, bool]:
+    """One file -> ([C,H,W] uint8 in mode 'L' or 'RGB', whether the file was grayscale). Raises one of
+    UNREADABLE for a broken or oversized file."""
+    from torchvision.transforms import functional as TF
+
+    with open_image(path, max_pixels) as im:
+        im.load()
+        gray = im.mode in GRAY_MODES
+        return TF.pil_to_tensor(to_8bit(im).convert(mode)), gray
+
+
+def warn_skipped(bad: list[tuple[Path, str]], root: Path) -> None:
+    """One warning for all the files skipped: how many, and the first one with its reason."""
+    if bad:
+        warnings.warn(f"skipped {len(bad)} unreadable image file(s) in '{root}' (first: {bad[0][0].name}: "
+                      f"{bad[0][1]})", stacklevel=3)
+
+
+def why(e: Exception, max_pixels: int) -> str:
+    """A short reason for a skipped file."""
+    if isinstance(e, Image.DecompressionBombError):
+        return f"more than GANKIT_MAX_IMAGE_PIXELS={max_pixels} pixels; raise it to read such images"
+    return type(e).__name__
 
 
 def list_images(root: Path) -> list[Path]:
@@ -26,31 +95,27 @@ def square(t: torch.Tensor, size: int) -> torch.Tensor:
     return TF.center_crop(t, [size, size])
 
 
-def _load_one(path: Path, size: int) -> tuple[torch.Tensor, bool]:
+def _load_one(path: Path, size: int, max_pixels: int) -> tuple[torch.Tensor, bool]:
     """One image -> ([3, size, size] uint8, was_grayscale)."""
-    from torchvision.transforms import functional as TF
-
-    with Image.open(path) as im:
-        im.load()
-        gray = im.mode in GRAY_MODES
-        im = im.convert("RGB")
-    return square(TF.pil_to_tensor(im), size), gray
+    t, gray = read_image(path, "RGB", max_pixels)
+    return square(t, size), gray
 
 
 class _Decoded(torch.utils.data.Dataset):
     """Decoding of one file per item, for a DataLoader whose workers decode in parallel."""
 
-    def __init__(self, paths: list[Path], size: int):
+    def __init__(self, paths: list[Path], size: int, max_pixels: int | None = None):
         self.paths, self.size = paths, size
+        self.max_pixels = max_pixels or max_image_pixels()  # read once, here
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         try:
-            return _load_one(self.paths[i], self.size)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-            return None
+            return _load_one(self.paths[i], self.size, self.max_pixels)
+        except UNREADABLE as e:
+            return why(e, self.max_pixels)  # a reason instead of an image: skipped and counted
 
 
 def _identity(item):  # a module-level function: picklable for spawned workers
@@ -58,7 +123,8 @@ def _identity(item):  # a module-level function: picklable for spawned workers
 
 
 def _decode_all(paths: list[Path], size: int, workers: int):
-    """(image, gray) or None per path, in order; `workers` processes decode in parallel (0: this one)."""
+    """(image, gray), or the reason it failed, per path in order; `workers` processes decode in parallel
+    (0: this one)."""
     if workers <= 0:
         return [_Decoded(paths, size)[i] for i in range(len(paths))]
     loader = torch.utils.data.DataLoader(_Decoded(paths, size), batch_size=None, num_workers=workers,
@@ -86,17 +152,15 @@ def load_labelled_folder(root: str | Path, image_size: int | None, channels: int
     size = image_size or 64
     images, grays, bad, folders = [], [], [], []
     for p, item in zip(paths, _decode_all(paths, size, workers)):
-        if item is None:
-            bad.append(p)
+        if isinstance(item, str):
+            bad.append((p, item))
             continue
         t, gray = item
         images.append(t)
         grays.append(gray)
         rel = p.relative_to(root).parts
         folders.append(rel[0] if len(rel) > 1 else ".")
-    if bad:
-        warnings.warn(f"skipped {len(bad)} unreadable image file(s) in '{root}' (first: {bad[0].name})",
-                      stacklevel=2)
+    warn_skipped(bad, root)
     if not images:
         raise GankitError(f"none of the {len(paths)} image files in '{root}' could be read; check the files")
     from torchvision.transforms.functional import rgb_to_grayscale

@@ -5,6 +5,8 @@ real, fake: [N] raw outputs of D (logits or critic values); fake is detached for
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -74,6 +76,15 @@ class Objective:
     probabilities: bool  # D's outputs are logits of a probability (log sigmoid(x) as D(x))
     clip_weights: bool = False  # WGAN: clip D's weights after each D step
     gradient_penalty: bool = False  # WGAN-GP: penalise ||grad D|| away from 1 on interpolates
+
+
+def objective_of(name: str, label_smoothing: float = 1.0, label_flip: float = 0.0) -> Objective:
+    """The registered objective `name`; a BCE objective's D loss takes the real target (one-sided label
+    smoothing) and the flip probability as parameters when they are not the defaults."""
+    obj = OBJECTIVES.get(name)
+    if label_smoothing == 1.0 and label_flip == 0.0:
+        return obj
+    return dataclasses.replace(obj, d=functools.partial(bce_d_targets, real_target=label_smoothing, flip=label_flip))
 
 
 OBJECTIVES: Registry[Objective] = Registry("loss")

@@ -71,18 +71,20 @@ class TestAccuracy:
 def load_classifier(run_dir: str | Path, checkpoint: Optional[str] = None, device: str = "cpu"):
     """The discriminator of a semi-supervised (or AC-GAN) run, in eval mode, with its conditioning.
     Returns (D, cond, cfg, ckpt, path)."""
-    from ..conditioning import Conditioning
-    from ..models import build_models
-    from ..sampling import read_checkpoint
+    from ..conditioning import mode_of
+    from ..run import read_checkpoint
+    from ..training.techniques import apply_spectral_norm
 
     cfg, ckpt, path = read_checkpoint(run_dir, checkpoint, device)
-    if cfg.cond.mode not in ("ssgan", "acgan"):
+    mode = mode_of(cfg.cond, ckpt.get("num_classes", 0))
+    if not mode.classifies:
         raise GankitError(f"'{run_dir}' is not a classifier run (cond.mode={cfg.cond.mode}); classify needs a "
                           "semi-supervised (--preset ssgan) or AC-GAN run")
-    K = ckpt.get("num_classes", 0)
-    _, D = build_models(cfg.model, tuple(ckpt["shape"]), None, cfg.cond, K)
+    _, D = mode.build(cfg.model, tuple(ckpt["shape"]))
+    if cfg.tech.spectral_norm:  # the saved weights are those of a spectrally normalised D
+        apply_spectral_norm(D)
     D.load_state_dict(ckpt["D"])
-    return D.to(device).eval(), Conditioning(cfg.cond, K), cfg, ckpt, path
+    return D.to(device).eval(), mode, cfg, ckpt, path
 
 
 def classify(run_dir: str, images: Sequence[str], checkpoint: Optional[str] = None, device: str = "cpu",

@@ -5,15 +5,20 @@ and which reference set and split produced it: FID is only comparable when all o
 """
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+from numpy.lib import format as npformat
 
-from ..config import DataConfig, NAMED_DATASETS, TOY_DATASETS, config_from_dict, load_yaml
+from ..config import NAMED_DATASETS, TOY_DATASETS, DataConfig, config_from_dict, load_yaml
 from ..errors import GankitError
 from . import distances as dist
 from .features import Extractor, inception_extractor, judge_extractor
@@ -32,20 +37,109 @@ def parse_metrics(text: str) -> list[str]:
     return names
 
 
+MAX_SET_BYTES = 4 << 30  # an .npz array declaring more is refused before it is read
+IMAGE_LAYOUT = "uint8 N×H×W×C (C = 1 or 3), or float N×H×W×C in [-1, 1] (converted to uint8)"
+_NPZ_HINT = "write it with `gankit sample --out FILE.npz` or np.savez(FILE, images=...)"
+
+
+def _npz_array(p: Path) -> tuple[str, np.ndarray]:
+    """('images' or 'samples', the array) of an .npz: no pickles, and the size its header declares is
+    checked before anything is read."""
+    if not p.is_file():
+        raise GankitError(f"'{p}' not found; give an .npz written by `gankit sample`")
+    if not zipfile.is_zipfile(p):
+        empty = " (an empty file)" if p.stat().st_size == 0 else ""
+        raise GankitError(f"'{p}' is not an .npz (zip) archive{empty}; {_NPZ_HINT}")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            key = next((k for k in ("images", "samples") if f"{k}.npy" in zf.namelist()), None)
+            if key is None:
+                raise GankitError(f"'{p}' has neither key 'images' nor 'samples'; {_NPZ_HINT}")
+            with zf.open(f"{key}.npy") as f:
+                version = npformat.read_magic(f)
+                read_header = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+        if dtype.hasobject:
+            raise GankitError(f"'{p}' holds Python objects (pickled), which are not loaded; {_NPZ_HINT}")
+        if math.prod(shape) * dtype.itemsize > MAX_SET_BYTES:
+            raise GankitError(f"'{p}' declares an array of shape {shape} {dtype}, over {MAX_SET_BYTES >> 30} GiB; "
+                              "save a subsample")
+        with np.load(p, allow_pickle=False) as z:
+            return key, z[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise GankitError(f"cannot read '{p}' ({type(e).__name__}: {str(e)[:80]}); {_NPZ_HINT}") from None
+
+
+def _as_images(a: np.ndarray, src: str) -> torch.Tensor:
+    """A user's image array -> uint8 [N,C,H,W], or a one-line error naming the expected layout."""
+    def bad(problem: str) -> GankitError:
+        return GankitError(f"'{src}': {problem}; expected images as {IMAGE_LAYOUT}")
+
+    if a.ndim != 4:
+        raise bad(f"an array of shape {a.shape}")
+    if a.shape[3] not in (1, 3):
+        if a.shape[1] in (1, 3):
+            raise bad(f"shape {a.shape} looks channels-first; transpose it with a.transpose(0, 2, 3, 1)")
+        raise bad(f"shape {a.shape} has {a.shape[3]} channels")
+    if a.shape[0] < 2:
+        raise bad(f"{a.shape[0]} image(s), and the metrics need at least 2")
+    if a.dtype == np.uint8:
+        return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()
+    if a.dtype.kind != "f":
+        raise bad(f"dtype {a.dtype}; convert 0..255 values with a.astype(np.uint8)")
+    if not np.isfinite(a).all():
+        raise bad("NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < -1 or hi > 1:
+        raise bad(f"{a.dtype} values in [{lo:.4g}, {hi:.4g}], outside [-1, 1]")
+    from ..data import to_uint8
+
+    return to_uint8(torch.from_numpy(a.astype(np.float32, copy=False))).permute(0, 3, 1, 2).contiguous()
+
+
+def _as_points(a: np.ndarray, src: str) -> torch.Tensor:
+    """A user's 2-D points -> float32 [N,2], or a one-line error."""
+    if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] < 2 or a.dtype.kind not in "fiu" or not np.isfinite(a).all():
+        raise GankitError(f"'{src}': 'samples' of shape {a.shape} {a.dtype}; expected finite float N×2 points, "
+                          "N >= 2 (as `gankit sample` writes for ring and grid)")
+    return torch.from_numpy(a.astype(np.float32))
+
+
+def _folder_set(p: Path) -> torch.Tensor:
+    """An image folder, resized to its first readable image's shorter side."""
+    from ..data import folders
+
+    size = None
+    if p.is_dir():
+        cap = folders.max_image_pixels()
+        for f in folders.list_images(p):
+            try:
+                with folders.open_image(f, cap) as im:
+                    size = min(im.size)
+                    break
+            except folders.UNREADABLE:
+                continue
+    x = folders.load_labelled_folder(p, size, None)[0]  # raises the folder's own clear errors
+    if len(x) < 2:
+        raise GankitError(f"image folder '{p}' has {len(x)} readable image(s); the metrics need at least 2")
+    return x
+
+
+def warn_small_fid(metrics: list[str], *sets: torch.Tensor) -> None:
+    """FID's estimate is biased upwards on small sets: warn below 2048 images."""
+    n = min(len(x) for x in sets)
+    if "fid" in metrics and sets[0].dim() == 4 and n < 2048:
+        warnings.warn(f"FID on {n} samples is biased upwards (use 2048 or more; 10000 for numbers comparable "
+                      "with papers); compare it only with FIDs on as many samples, or use KID", stacklevel=3)
+
+
 def load_set(spec: str, num: Optional[int], data_dir: Optional[str] = None, seed: int = 0) -> tuple[torch.Tensor, dict]:
     """A set given as a dataset name, an image folder or an .npz from `gankit sample`.
     Returns (uint8 [N,C,H,W] images or float [N,2] points, a description)."""
     p = Path(spec)
     if spec.endswith(".npz"):
-        if not p.is_file():
-            raise GankitError(f"'{spec}' not found; give an .npz written by `gankit sample`")
-        with np.load(p) as z:
-            if "images" in z:
-                x = torch.from_numpy(z["images"]).permute(0, 3, 1, 2).contiguous()  # [N,H,W,C] -> [N,C,H,W]
-            elif "samples" in z:
-                x = torch.from_numpy(z["samples"]).float()
-            else:
-                raise GankitError(f"'{spec}' has neither key 'images' nor 'samples'; write it with gankit sample")
+        key, a = _npz_array(p)
+        x = _as_images(a, spec) if key == "images" else _as_points(a, spec)
         desc = {"source": str(p), "kind": "npz"}
     elif spec in NAMED_DATASETS:
         from ..data import load_dataset
@@ -53,15 +147,7 @@ def load_set(spec: str, num: Optional[int], data_dir: Optional[str] = None, seed
         x = load_dataset(DataConfig(dataset=spec, data_dir=data_dir, toy_size=max(num or 0, 10_000)), seed).x
         desc = {"source": spec, "kind": "dataset", "split": "train"}
     else:
-        from ..data.folders import load_labelled_folder, list_images
-
-        if p.is_dir() and list_images(p):
-            from PIL import Image
-            with Image.open(list_images(p)[0]) as im:
-                size = min(im.size)
-            x = load_labelled_folder(p, size, None)[0]
-        else:
-            x = load_labelled_folder(p, None, None)[0]  # raises the folder's own clear error
+        x = _folder_set(p)
         desc = {"source": str(p), "kind": "folder"}
     if num is not None and len(x) > num:
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:num]
@@ -143,6 +229,7 @@ def evaluate_sets(real_spec: str, fake_spec: str, metrics: list[str], features: 
     t0 = time.time()
     fake, fake_desc = load_set(fake_spec, num, data_dir)
     real, real_desc = load_set(real_spec, num, data_dir)
+    warn_small_fid(metrics, fake, real)
     factory = lambda: choose_extractor(features, real_spec, data_dir, inception_weights, device)  # noqa: E731
     values, info = score(real, fake, metrics, real_spec, factory, real_stats)
     return {"metrics": values, "features": info, "real": real_desc, "fake": fake_desc,
@@ -204,6 +291,7 @@ class RunEvaluator:
         self.metric = "modes" if cfg.is_toy else cfg.train.eval_metric
         self.num = cfg.train.eval_num
         self.best: Optional[float] = None
+        self.info: dict = {}
         if self.metric == "modes" and not cfg.is_toy:
             raise GankitError("train.eval_metric 'modes' is for ring and grid; use fid, kid or is")
         self.extractor = None
@@ -215,13 +303,15 @@ class RunEvaluator:
             self.extractor = choose_extractor(cfg.train.eval_features, ds, cfg.data.data_dir, None, str(device))
             real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[: self.num]]
             self.real_feats = real_features(real.cpu(), self.extractor)[0]
+            self.info = self.extractor.info
 
     @torch.no_grad()
-    def __call__(self, G) -> dict:
-        """Returns {metric: value, ...}; G is put back in the mode it was in."""
+    def __call__(self, recipe) -> dict:
+        """Returns {metric: value, ...} of the recipe's G (its EMA when kept), put back in the mode it was in."""
         from ..data import to_uint8
         from ..sampling import generate
 
+        G = recipe.sampling_net("G")
         was_training = G.training
         G.eval()
         fake = generate(G, self.cfg, self.num, seed=1, device=self.device)

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, TOY_DATASETS
+from ..config import TOY_DATASETS, DataConfig
 from ..data import Data, load_dataset
 from ..data.folders import load_labelled_folder
 from ..data.idx import find_idx_pair, read_idx
 from ..errors import GankitError
-from ..training.checkpoint import atomic_save
+from ..run import atomic_save
 
 JUDGE_VERSION = 1
 

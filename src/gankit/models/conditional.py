@@ -70,15 +70,17 @@ def _last_layer(net: nn.Module) -> nn.Module:
 
 
 class ConditionalGenerator(nn.Module):
-    """G(z, y): y is a class index [N] (cGAN, AC-GAN) or a code vector [N, codes] (InfoGAN)."""
+    """G(z, y): y is a class index [N] (cGAN, AC-GAN) or a code vector [N, codes] (InfoGAN).
 
-    def __init__(self, inner: nn.Module, kind: str, num_classes: int, embed_dim: int = 0,
-                 classifier: bool = False):
+    encode: what y becomes before it is concatenated to z (a class embedding, or nothing for codes);
+    with cbn=True y sets the scale and shift of every BatchNorm instead."""
+
+    def __init__(self, inner: nn.Module, num_classes: int, encode: Optional[nn.Module] = None,
+                 cbn: bool = False, classifier: bool = False):
         super().__init__()
-        self.inner, self.kind, self.num_classes = inner, kind, num_classes
-        self.embed = nn.Embedding(num_classes, embed_dim) if kind == "concat" else None
-        self.cbns = _swap_batchnorm(inner, num_classes) if kind == "cbn" else []
-        if kind == "cbn" and not self.cbns:
+        self.inner, self.num_classes, self.embed = inner, num_classes, encode
+        self.cbns = _swap_batchnorm(inner, num_classes) if cbn else []
+        if cbn and not self.cbns:
             raise ValueError("conditional BatchNorm needs a generator with BatchNorm layers")
         self._features: Optional[Tensor] = None
         self.classifier = None
@@ -93,22 +95,17 @@ class ConditionalGenerator(nn.Module):
 
     def forward(self, z: Tensor, y: Tensor, with_logits: bool = False):
         """The image [N,C,H,W]; with_logits: (image, class logits of G's own head)."""
-        image = self._image(z, y)
+        for m in self.cbns:
+            m.y = y
+        if not self.cbns:
+            code = self.embed(y) if self.embed is not None else y.to(z.dtype)  # [N,E] or [N,codes]
+            z = torch.cat([z, code], dim=1)
+        image = self.inner(z)
         if not with_logits:
             return image
         f = self._features
         f = f.mean((2, 3)) if f.dim() == 4 else f  # global average pooling of the last feature map
         return image, self.classifier(f)
-
-    def _image(self, z: Tensor, y: Tensor) -> Tensor:
-        if self.kind == "concat":
-            z = torch.cat([z, self.embed(y)], dim=1)
-        elif self.kind == "codes":  # InfoGAN: y is the code vector
-            z = torch.cat([z, y.to(z.dtype)], dim=1)
-        else:
-            for m in self.cbns:
-                m.y = y
-        return self.inner(z)
 
     def classify(self, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(image, class logits, softmax) from the dense head on G's last feature map."""
@@ -118,7 +115,8 @@ class ConditionalGenerator(nn.Module):
         return image, logits, logits.softmax(1)
 
 
-def _flat_width(D: nn.Module, shape: tuple) -> tuple[int, tuple]:
+def flat_width(D: nn.Module, shape: tuple) -> tuple[int, tuple]:
+    """(size of D's flattened features, their shape) for inputs of `shape`."""
     with torch.no_grad():
         was = D.training
         D.eval()
@@ -130,39 +128,59 @@ def _flat_width(D: nn.Module, shape: tuple) -> tuple[int, tuple]:
 class ConditionalDiscriminator(nn.Module):
     """Wraps a registered D (with .features and .head). forward(x, y=None) -> (logits [N], aux or None)."""
 
-    def __init__(self, inner: nn.Module, kind: str, num_classes: int, shape: tuple, aux_dim: int = 0):
+    def __init__(self, inner: nn.Module, num_classes: int):
         super().__init__()
-        self.inner, self.kind, self.num_classes = inner, kind, num_classes
-        if kind == "concat":  # inner was built for C + K input channels
-            return
-        width, feat_shape = _flat_width(inner, shape)
-        if kind == "projection":
-            channels = feat_shape[0]
-            self.embed = nn.Embedding(num_classes, channels)
-            nn.init.normal_(self.embed.weight, 0.0, 0.02)
-        elif kind == "acgan":
-            self.aux = nn.Linear(width, num_classes)
-        elif kind == "infogan":  # Q shares D's body
-            self.aux = nn.Sequential(nn.Linear(width, 128), nn.LeakyReLU(0.2, True), nn.Linear(128, aux_dim))
-        elif kind == "ssgan":  # K class logits replace the real/fake head
-            self.inner.head = None
-            self.aux = nn.Linear(width, num_classes)
+        self.inner, self.num_classes = inner, num_classes
 
     def features(self, x: Tensor) -> Tensor:
         return self.inner.features(x)
 
-    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
-        if self.kind == "concat":
-            onehot = F.one_hot(y, self.num_classes).to(x.dtype)  # [N,K]
-            if x.dim() == 4:
-                onehot = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-            return self.inner(torch.cat([x, onehot], dim=1)), None
+
+class ConcatDiscriminator(ConditionalDiscriminator):
+    """cGAN by concatenation: `inner` was built for C + K input channels; one-hot class maps fill them."""
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, None]:
+        onehot = F.one_hot(y, self.num_classes).to(x.dtype)  # [N,K]
+        if x.dim() == 4:
+            onehot = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])  # [N,K,H,W]
+        return self.inner(torch.cat([x, onehot], dim=1)), None
+
+
+class ProjectionDiscriminator(ConditionalDiscriminator):
+    """cGAN by projection: logits + <embed(y), phi(x)>, phi(x) = D's features summed over space."""
+
+    def __init__(self, inner: nn.Module, num_classes: int, shape: tuple):
+        super().__init__(inner, num_classes)
+        channels = flat_width(inner, shape)[1][0]
+        self.embed = nn.Embedding(num_classes, channels)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, None]:
         f = self.inner.features(x)
-        if self.kind == "ssgan":
-            logits = self.aux(f.flatten(1))  # [N,K]
-            return torch.logsumexp(logits, dim=1), logits
-        out = self.inner.head(f)
-        if self.kind == "projection":
-            phi = f.sum((2, 3)) if f.dim() == 4 else f  # [N,C]
-            return out + (self.embed(y) * phi).sum(1), None
-        return out, self.aux(f.flatten(1))
+        phi = f.sum((2, 3)) if f.dim() == 4 else f  # [N,C]
+        return self.inner.head(f) + (self.embed(y) * phi).sum(1), None
+
+
+class AuxHeadDiscriminator(ConditionalDiscriminator):
+    """AC-GAN's class head or InfoGAN's Q head (`aux`) on D's features, beside the real/fake head."""
+
+    def __init__(self, inner: nn.Module, num_classes: int, aux: nn.Module):
+        super().__init__(inner, num_classes)
+        self.aux = aux
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        f = self.inner.features(x)
+        return self.inner.head(f), self.aux(f.flatten(1))
+
+
+class KPlusOneDiscriminator(ConditionalDiscriminator):
+    """Semi-supervised: K class logits l replace the real/fake head; real/fake logit = logsumexp(l)."""
+
+    def __init__(self, inner: nn.Module, num_classes: int, shape: tuple):
+        super().__init__(inner, num_classes)
+        self.aux = nn.Linear(flat_width(inner, shape)[0], num_classes)
+        self.inner.head = None
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        logits = self.aux(self.inner.features(x).flatten(1))  # [N,K]
+        return torch.logsumexp(logits, dim=1), logits

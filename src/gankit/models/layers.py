@@ -1,8 +1,6 @@
 """Blocks shared by the model families."""
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -78,9 +76,10 @@ class MinibatchDiscrimination(nn.Module):
         self.kernels, self.kernel_dim = kernels, kernel_dim
 
     def forward(self, f: Tensor) -> Tensor:
-        m = (f @ self.T).view(-1, self.kernels, self.kernel_dim)  # [N,B,C]
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # [N,N,B] pairwise L1 per kernel
-        o = torch.exp(-l1).sum(1) - 1  # [N,B], minus the i == j term exp(0) = 1
+        m = (f @ self.T).view(-1, self.kernels, self.kernel_dim).transpose(0, 1)  # [B,N,C]
+        # pairwise L1 per kernel, [B,N,N], without materialising the [N,N,B,C] differences
+        l1 = torch.cdist(m.contiguous(), m.contiguous(), p=1)
+        o = (torch.exp(-l1).sum(2) - 1).transpose(0, 1)  # [N,B], minus the i == j term exp(0) = 1
         return torch.cat([f, o], dim=1)
 
 
@@ -125,7 +124,7 @@ class VirtualBatchNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.collect = False  # True while the reference batch passes
-        self.ref: Optional[tuple[Tensor, Tensor, int]] = None  # mean, mean of squares [C], size
+        self.ref: tuple[Tensor, Tensor, int] | None = None  # mean, mean of squares [C], size
 
     def forward(self, x: Tensor) -> Tensor:  # [N, C] or [N, C, H, W]
         shape = (1, -1) + (1,) * (x.dim() - 2)

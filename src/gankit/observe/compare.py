@@ -17,7 +17,7 @@ import yaml  # noqa: E402
 
 from ..errors import GankitError  # noqa: E402
 from ..metrics.history import read_history  # noqa: E402
-from ..training.stats import read_log  # noqa: E402
+from ..run import read_log  # noqa: E402
 
 CURVES = {"loss_g": "G loss", "loss_d": "D loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
 

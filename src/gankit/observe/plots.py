@@ -116,9 +116,10 @@ def plot_progression(sample_paths: Sequence[Path], path: Path, max_panels: int =
 
 
 def plot_metric(history: Sequence[dict], steps_per_epoch: int, path: Path) -> None:
-    """The evaluation metric(s) measured during training, against iterations (best points marked)."""
-    known = ("fid", "kid", "is", "modes", "test_accuracy")
-    keys = [k for k in known if any(k in h["metrics"] for h in history)]
+    """The evaluation metric(s) of a run (during training and by `gankit eval`) against iterations, best
+    points marked; at most the first four metrics."""
+    history = [h for h in history if isinstance(h, dict) and isinstance(h.get("metrics"), dict) and "step" in h]
+    keys = list(dict.fromkeys(k for h in history for k, v in h["metrics"].items() if isinstance(v, (int, float))))[:4]
     if not keys:
         return
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 3.5), dpi=100, squeeze=False)
@@ -126,18 +127,39 @@ def plot_metric(history: Sequence[dict], steps_per_epoch: int, path: Path) -> No
         rows = [h for h in history if key in h["metrics"]]
         steps = [h["step"] for h in rows]
         vals = [h["metrics"][key] for h in rows]
-        history_key = rows
         ax.plot(steps, vals, marker="o", label=key)
-        best = [(h["step"], h["metrics"][key]) for h in history_key if h.get("best")]
+        best = [(h["step"], h["metrics"][key]) for h in rows if h.get("best")]
         if best:
             ax.scatter(*zip(*best), color="tab:red", zorder=3, label="new best")
         ax.set_xlabel("iteration")
         ax.set_ylabel(key)
-        ax.set_title(f"{key} during training")
+        ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
         spe = max(steps_per_epoch, 1)
-        ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe)).set_xlabel("epoch")
+        ax.secondary_xaxis("top", functions=(lambda s, spe=spe: s / spe, lambda e, spe=spe: e * spe)).set_xlabel("epoch")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_run_plots(run: Path, steps_per_epoch: int, probabilities: bool, device: str, final: bool = False) -> None:
+    """Every picture of a run folder from its files (log.jsonl, the grids, metrics.json), then report.html:
+    the same after training, during it, and after `gankit eval` added a result."""
+    from ..metrics.history import read_history
+    from ..run import read_log
+    from .report import write_report
+
+    rows = read_log(run / "log.jsonl")
+    if rows:
+        plot_losses(rows, steps_per_epoch, run / "losses.png")
+        plot_d_outputs(rows, steps_per_epoch, run / "d_outputs.png", probabilities)
+        plot_grad_norms(rows, steps_per_epoch, run / "grad_norms.png")
+    grids = sorted((run / "samples").glob("epoch-*.png"))
+    if final and (run / "samples" / "final.png").is_file():
+        grids.append(run / "samples" / "final.png")
+    plot_progression(grids, run / "progression.png")
+    history = read_history(run / "metrics.json")
+    if history:
+        plot_metric(history, steps_per_epoch, run / "metrics.png")
+    write_report(run, device)

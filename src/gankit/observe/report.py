@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from ..metrics.history import read_history
-from ..training.stats import read_log
+from ..run import read_log
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}

@@ -1,3 +1,3 @@
-from .loop import resume, train
+from .loop import make_recipe, resume, train
 
-__all__ = ["train", "resume"]
+__all__ = ["train", "resume", "make_recipe"]

@@ -3,14 +3,14 @@ tensors (read as numbers only when the loop logs them, so a GPU is never synchro
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
-
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import torch
+from torch import Tensor, nn
+
+from ..conditioning import NONE, Unlabelled
 from ..losses import Objective, clip_weights_, gradient_penalty, r1_penalty
-from ..conditioning import NONE, Conditioning
 from .precision import FP32, Precision
 
 View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (DiffAugment, instance noise, packing)
@@ -29,7 +29,19 @@ class Extras:
     unrolled_steps: int = 0  # G's loss through D after this many differentiable D updates (Metz et al.)
     opt_d: Optional[torch.optim.Optimizer] = None  # D's optimizer, whose rule and state the unrolling follows
     prec: Precision = FP32  # autocast and gradient scalers (train.amp)
-    cond: Conditioning = NONE  # labels or InfoGAN codes (config section cond)
+    cond: Unlabelled = NONE  # what labels or InfoGAN codes add (config section cond)
+    gp_lambda: float = 10.0  # wgan-gp: weight of the gradient penalty
+    clip: float = 0.01  # wgan: D's weights are clipped to [-clip, clip]
+
+
+@dataclass
+class Batch:
+    """What one step trains on: this process's share of the real batch and of the latent codes."""
+    real: Tensor  # [b, *shape] in [-1, 1]
+    z: Tensor  # [b, latent_dim]
+    y_real: Optional[Tensor] = None  # classes shown to D with the real batch (class-conditional D)
+    y_fake: Optional[Tensor] = None  # classes or InfoGAN codes of the fakes
+    labelled: Optional[tuple[Tensor, Tensor]] = None  # semi-supervised: a labelled batch (images, classes)
 
 
 NO_EXTRAS = Extras()
@@ -68,54 +80,58 @@ def d_output(logits: Tensor, obj: Objective) -> Tensor:
     return (torch.sigmoid(logits) if obj.probabilities else logits).mean()
 
 
-def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, z: Tensor,
-           obj: Objective, gp_lambda: float = 10.0, clip: float = 0.01, e: Extras = NO_EXTRAS,
-           y_real: Optional[Tensor] = None, y_fake: Optional[Tensor] = None,
-           labelled: Optional[tuple[Tensor, Tensor]] = None) -> dict[str, Tensor]:
-    """One D update on a real batch and G(z). Returns detached scalars for the log.
-    y_real / y_fake: the classes (or InfoGAN codes) of the real batch and of the fakes; labelled: the
-    semi-supervised GAN's labelled batch (images, classes)."""
-    c = e.cond
-    stats: dict[str, Tensor] = {}
-    if c.mode == "ssgan" and c.cc.supervised_only:  # the baseline: D's classifier on the labelled data alone
-        with e.prec.autocast():
-            loss = torch.nn.functional.cross_entropy(c.judge(D, _seen(labelled[0], e))[1].float(), labelled[1])
-        stats["class_d"] = loss
-        return _d_update(D, opt_d, loss, stats, e, obj, clip)
+def classifier_step(D: nn.Module, opt_d: torch.optim.Optimizer, batch: Batch, obj: Objective,
+                    e: Extras = NO_EXTRAS) -> dict[str, Tensor]:
+    """The semi-supervised baseline: D's classifier trained on the labelled batch alone, no GAN."""
+    images, classes = batch.labelled
+    with e.prec.autocast():
+        loss = torch.nn.functional.cross_entropy(e.cond.judge(D, _seen(images, e))[1].float(), classes)
+    return _d_update(D, opt_d, loss, {"class_d": loss}, e, obj)
+
+
+def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, batch: Batch, obj: Objective,
+           e: Extras = NO_EXTRAS) -> dict[str, Tensor]:
+    """One D update on a real batch and G(z). Returns detached scalars for the log."""
+    c, y_real, y_fake = e.cond, batch.y_real, batch.y_fake
     with torch.no_grad(), e.prec.autocast():
-        fake = c.generate(G, z, y_fake)
+        fake = c.generate(G, batch.z, y_fake)
     if e.replay is not None:
-        fake = e.replay.mix(fake)
-    real, fake = _seen(real, e), _seen(fake, e)  # [N/pack, ...] as D sees them
+        fake, y_fake = e.replay.mix(fake, y_fake)
+    real, fake = _seen(batch.real, e), _seen(fake, e)  # [N/pack, ...] as D sees them
     with e.prec.autocast():
         real_out, aux_real = c.judge(D, real, y_real)  # [N] logits, auxiliary head or None
         fake_out, aux_fake = c.judge(D, fake, y_fake)
         loss_real, loss_fake = obj.d(real_out.float(), fake_out.float())
         extra = c.d_extra(aux_real, aux_fake, y_real, y_fake)
-        if labelled is not None:  # K+1 GAN: the supervised part on the labelled batch
-            logits = c.judge(D, _seen(labelled[0], e))[1]
-            extra["class_d"] = torch.nn.functional.cross_entropy(logits.float(), labelled[1])
+        if batch.labelled is not None:  # K+1 GAN: the supervised part on the labelled batch
+            logits = c.judge(D, _seen(batch.labelled[0], e))[1]
+            extra["class_d"] = torch.nn.functional.cross_entropy(logits.float(), batch.labelled[1])
     loss = loss_real + loss_fake + sum(extra.values())
-    stats.update(loss_d_real=loss_real, loss_d_fake=loss_fake, **extra)
-    critic = D if not c.active else (lambda x: c.judge(D, x, y_real)[0])  # penalties see real's classes
-    if obj.gradient_penalty:
-        gp = gradient_penalty(critic, real, fake)
-        loss = loss + gp_lambda * gp
-        stats["gp"] = gp
-    if e.r1_gamma > 0:
-        r1 = r1_penalty(critic, real)
-        loss = loss + 0.5 * e.r1_gamma * r1
-        stats["r1"] = r1
-    if e.ha_d is not None:
-        ha = e.ha_d.penalty()
-        loss = loss + e.ha_weight * ha
-        stats["ha_d"] = ha
+    stats = dict(loss_d_real=loss_real, loss_d_fake=loss_fake, **extra)
+    loss = loss + _penalties(D, real, fake, y_real, obj, e, stats)
     stats.update(d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
-    return _d_update(D, opt_d, loss, stats, e, obj, clip)
+    return _d_update(D, opt_d, loss, stats, e, obj)
 
 
-def _d_update(D: nn.Module, opt_d: torch.optim.Optimizer, loss: Tensor, stats: dict, e: Extras, obj: Objective,
-              clip: float) -> dict[str, Tensor]:
+def _penalties(D: nn.Module, real: Tensor, fake: Tensor, y_real: Optional[Tensor], obj: Objective, e: Extras,
+               stats: dict) -> Tensor:
+    """WGAN-GP, R1 and historical averaging terms of D's loss (each logged under its name)."""
+    critic = D if not e.cond.active else (lambda x: e.cond.judge(D, x, y_real)[0])  # penalties see real's classes
+    total = real.new_zeros((), dtype=torch.float32)
+    if obj.gradient_penalty:
+        stats["gp"] = gradient_penalty(critic, real, fake)
+        total = total + e.gp_lambda * stats["gp"]
+    if e.r1_gamma > 0:
+        stats["r1"] = r1_penalty(critic, real)
+        total = total + 0.5 * e.r1_gamma * stats["r1"]
+    if e.ha_d is not None:
+        stats["ha_d"] = e.ha_d.penalty()
+        total = total + e.ha_weight * stats["ha_d"]
+    return total
+
+
+def _d_update(D: nn.Module, opt_d: torch.optim.Optimizer, loss: Tensor, stats: dict, e: Extras, obj: Objective
+              ) -> dict[str, Tensor]:
     opt_d.zero_grad(set_to_none=True)
     scaler = e.prec.scaler_d
     scaler.scale(loss).backward()
@@ -126,7 +142,7 @@ def _d_update(D: nn.Module, opt_d: torch.optim.Optimizer, loss: Tensor, stats: d
     if e.ha_d is not None:
         e.ha_d.update()
     if obj.clip_weights:
-        clip_weights_(D, clip)
+        clip_weights_(D, e.clip)
     stats["loss_d"] = loss
     return {k: v.detach() for k, v in stats.items()}
 
@@ -169,19 +185,13 @@ def unrolled_d(D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, fake: T
     return {**params, **buffers}
 
 
-def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
-           obj: Objective, e: Extras = NO_EXTRAS, real: Optional[Tensor] = None,
-           y_fake: Optional[Tensor] = None) -> dict[str, Tensor]:
+def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, batch: Batch, obj: Objective,
+           e: Extras = NO_EXTRAS) -> dict[str, Tensor]:
     """One G update through a D whose parameters are left untouched."""
-    c = e.cond
+    c, y_fake = e.cond, batch.y_fake
     D.requires_grad_(False)
-    stats = {}
     with e.prec.autocast():
-        g_logits = None
-        if c.mode == "acgan" and c.cc.g_classifier:  # image and the class logits of G's own head
-            image, g_logits = G(z, y_fake, with_logits=True)
-        else:
-            image = c.generate(G, z, y_fake)
+        image, g_logits = c.generate_for_g_step(G, batch.z, y_fake)  # G's own class head: logits, else None
         fake = _seen(image, e)
         aux_fake = None
         if e.feature_matching == "only":  # feature matching alone: G's objective is D's features, not its output
@@ -189,28 +199,21 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
                 fake_out, _ = c.judge(D, fake, y_fake)
             loss = fake.new_zeros((), dtype=torch.float32)
         elif e.unrolled_steps > 0:
-            unrolled = unrolled_d(D, e.opt_d, _seen(real, e), fake, obj, e.unrolled_steps)
+            unrolled = unrolled_d(D, e.opt_d, _seen(batch.real, e), fake, obj, e.unrolled_steps)
             fake_out = torch.func.functional_call(D, unrolled, (fake,))
             loss = obj.g(fake_out.float())
         else:
             fake_out, aux_fake = c.judge(D, fake, y_fake)
             loss = obj.g(fake_out.float())
-        if c.mode in ("acgan", "infogan"):
-            if aux_fake is None:  # feature matching alone: D's class or code head still scores the fakes
-                aux_fake = c.judge(D, fake, y_fake)[1]
-            extra = c.g_extra(aux_fake, y_fake, g_logits)
-            loss = loss + sum(extra.values())
-            stats.update({k: v.detach() for k, v in extra.items()})
+        stats = c.g_extra(D, fake, aux_fake, y_fake, g_logits)
         if e.feature_matching != "off":  # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's features
             with torch.no_grad():
-                f_real = D.features(_seen(real, e)).flatten(1).float().mean(0)
-            fm = (f_real - D.features(fake).flatten(1).float().mean(0)).pow(2).sum()
-            loss = loss + fm
-            stats["fm"] = fm.detach()
+                f_real = D.features(_seen(batch.real, e)).flatten(1).float().mean(0)
+            stats["fm"] = (f_real - D.features(fake).flatten(1).float().mean(0)).pow(2).sum()
+    loss = loss + sum(stats.values())
     if e.ha_g is not None:
-        ha = e.ha_g.penalty()
-        loss = loss + e.ha_weight * ha
-        stats["ha_g"] = ha.detach()
+        stats["ha_g"] = e.ha_g.penalty()
+        loss = loss + e.ha_weight * stats["ha_g"]
     opt_g.zero_grad(set_to_none=True)
     scaler = e.prec.scaler_g
     scaler.scale(loss).backward()
@@ -221,4 +224,5 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, z: Tensor,
     if e.ha_g is not None:
         e.ha_g.update()
     D.requires_grad_(True)
+    stats = {k: v.detach() for k, v in stats.items()}
     return {"loss_g": loss.detach(), "d_fake_g": d_output(fake_out, obj).detach(), "grad_g": norm, **stats}

@@ -76,7 +76,7 @@ def make_view(tech: TechConfig, step: int) -> Optional[Callable[[Tensor], Tensor
 
 def apply_spectral_norm(D: nn.Module) -> nn.Module:
     """Spectral normalization on every conv and linear layer of D."""
-    for name, module in list(D.named_modules()):
+    for module in list(D.modules()):
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             nn.utils.parametrizations.spectral_norm(module)
     return D
@@ -101,27 +101,35 @@ def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:
 
 
 class ReplayBuffer(nn.Module):
-    """Experience replay: D sees a share of old fakes again (a FIFO of `size` samples, kept in checkpoints)."""
+    """Experience replay: D sees a share of old fakes again (a FIFO of `size` samples, kept in checkpoints).
+    The classes or codes each fake was made with are stored beside it, so a class-conditional D, AC-GAN's
+    class head or InfoGAN's Q head are trained on the targets the old fakes really had."""
 
-    def __init__(self, size: int, ratio: float, shape: tuple[int, ...]):
+    def __init__(self, size: int, ratio: float, shape: tuple[int, ...], y_like: Optional[Tensor] = None):
         super().__init__()
         self.ratio = ratio
         self.register_buffer("items", torch.zeros(size, *shape))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))  # samples pushed so far
+        ys = None if y_like is None else torch.zeros(size, *y_like.shape[1:], dtype=y_like.dtype)
+        self.register_buffer("ys", ys)
 
     @torch.no_grad()
-    def mix(self, fake: Tensor) -> Tensor:
-        """Replace a `ratio` share of the fake batch with stored fakes, then store the new ones."""
+    def mix(self, fake: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """Replace a `ratio` share of the fake batch (and of its classes or codes y) with stored ones, then
+        store the new ones."""
         size, filled = len(self.items), int(min(self.count, len(self.items)))
-        out = fake
+        out, out_y = fake, y
         k = int(self.ratio * len(fake))
         if filled >= k > 0:
             idx = torch.randint(0, filled, (k,), device=fake.device)
             out = torch.cat([self.items[idx], fake[k:]])
+            out_y = None if y is None else torch.cat([self.ys[idx], y[k:]])
         pos = (int(self.count) + torch.arange(len(fake), device=fake.device)) % size
         self.items[pos[-size:]] = fake[-size:].detach()
+        if y is not None:
+            self.ys[pos[-size:]] = y[-size:]
         self.count += len(fake)
-        return out
+        return out, out_y
 
 
 class HistoricalAverage(nn.Module):

@@ -1,5 +1,6 @@
 import json
 
+from gankit.bench.fashion import FASHION_CONFIGS
 from gankit.cli import main
 
 
@@ -13,11 +14,22 @@ def test_bench_fashion_trains_each_config_per_seed_and_judges_it(tmp_path, idx_d
     assert main(args + ["--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["config"], r["seed"]) for r in rows] == [("DCGAN", 0), ("DCGAN", 1), ("EMA", 0), ("EMA", 1)]
+    assert list(rows[0]) == ["config", "dataset", "seed", "steps", "seconds", "fid", "kid", "classes_covered",
+                             "class_kl"]
     assert all(r["steps"] >= 1 and r["fid"] > 0 and 1 <= r["classes_covered"] <= 10 for r in rows)
     assert (tmp_path / "runs" / "EMA-1" / "metrics.json").is_file()
     # the table: one row per configuration, values as mean ± s.e.
     assert main(args[:-6] + ["--out", str(tmp_path / "runs2"), "--seeds", "1", "--configs", "TTUR"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("config") and table[2].startswith("TTUR") and "±" in table[2]
+    assert table[0].startswith("config") and table[0].endswith("| seeds")
+    assert table[2].startswith("TTUR") and "±" in table[2] and table[2].endswith("| 1")
     assert main(["bench", "fashion", "--configs", "nope"]) == 2
     assert "unknown configuration 'nope'" in capsys.readouterr().err
+
+
+def test_bench_fashion_lists_configurations_and_checks_options(capsys):
+    assert main(["bench", "fashion", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(FASHION_CONFIGS) and lines[0] == f"{'DCGAN':<16} {{}}"
+    assert main(["bench", "fashion", "--num", "5"]) == 2
+    assert "--num at least 10" in capsys.readouterr().err

@@ -1,0 +1,280 @@
+"""The run folder: where a run lives on disk, and the only module that knows its layout.
+
+    RUN/config.yaml          the resolved config, written before anything else
+    RUN/log.jsonl            one JSON object per logged step
+    RUN/checkpoints/         step-NNNNNN.pt (atomic, newest K kept) and best.pt
+    RUN/samples/ RUN/*.png   sample grids and plots; RUN/report.html; RUN/metrics.json
+    RUN/.lock                the PID of the process training in it
+
+Checkpoints are written to a temporary file in the same folder, flushed, then renamed over their final
+name, so a crash never leaves a half-written file under a checkpoint's name; they are loaded with
+`torch.load(weights_only=True)`: tensors and plain data, never code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+
+from .config import Config, config_from_dict, load_yaml, save_config
+from .errors import GankitError
+
+STEP_RE = re.compile(r"^step-(\d+)\.pt$")
+SYSTEM_DIRS = {Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/sbin", "/sys",
+                                 "/usr", "/var", "/tmp", "/home", "/opt", "/srv", "/mnt", "/media")}
+
+
+# ---------------------------------------------------------------- the folder
+def default_run_dir(cfg: Config) -> Path:
+    dataset = Path(cfg.data.dataset).name if not cfg.data.dataset.isidentifier() else cfg.data.dataset
+    return Path("runs") / f"{cfg.preset or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def is_run(run: Path) -> bool:
+    """A folder gankit trained in (its config.yaml comes first, before any other file)."""
+    return (Path(run) / "config.yaml").is_file()
+
+
+def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
+    """The folder a new run will use. Refused: a file, a system folder, a folder that holds a run, and a
+    folder of other files (a new run would overwrite them)."""
+    run = Path(out) if out else default_run_dir(cfg)
+    if run.exists() and not run.is_dir():
+        raise GankitError(f"--out '{run}' is a file, not a folder; give a new folder for the run")
+    if run.resolve() in SYSTEM_DIRS or run.resolve() == Path.home().resolve():
+        raise GankitError(f"--out '{run}' is a system or home folder; give a new folder such as runs/my-run")
+    if list_step_checkpoints(run) or (run / "log.jsonl").exists() or is_run(run):
+        raise GankitError(f"'{run}' already holds a run; continue it with `gankit train --resume {run}` "
+                          "or choose another --out")
+    if run.is_dir() and any(run.iterdir()):
+        raise GankitError(f"--out '{run}' is a folder of other files, not a gankit run; give a new or empty folder")
+    return run
+
+
+def create_run_dir(cfg: Config, run: Path) -> Path:
+    """Create the run folder and write config.yaml before anything else."""
+    (run / "samples").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoints").mkdir(exist_ok=True)
+    save_config(cfg, run / "config.yaml")
+    return run
+
+
+def read_config(run: Path) -> Config:
+    """The resolved config a run was trained with (its config.yaml)."""
+    if not Path(run).is_dir():
+        raise GankitError(f"'{run}' is not a gankit run (no such folder); give the --out folder of a gankit train run")
+    if not is_run(run):
+        raise GankitError(f"'{run}' is not a gankit run (no config.yaml); give the folder a run was saved in")
+    return config_from_dict(load_yaml(Path(run) / "config.yaml"))
+
+
+def cache_root() -> Path:
+    """Where gankit keeps what it can reuse between runs (judges, reference statistics)."""
+    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit"))
+
+
+# ---------------------------------------------------------------- the lock
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+class RunLock:
+    """RUN/.lock holds the PID of the one process training in the run; a second is refused. A lock whose
+    process is gone (killed) is taken over with a warning."""
+
+    def __init__(self, run: Path):
+        self.path, self.held = Path(run) / ".lock", False
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._take_over_if_stale()
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            self.held = True
+            return self
+        raise GankitError(f"could not lock '{self.path.parent}'; try again")
+
+    def _take_over_if_stale(self) -> None:
+        try:
+            pid = int(self.path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _alive(pid):
+            raise GankitError(f"'{self.path.parent}' is in use by another gankit process (PID {pid}); wait for it "
+                              f"to finish or stop it, or train into another --out")
+        warnings.warn(f"taking over the lock of '{self.path.parent}' left by process {pid or '?'}, which is gone",
+                      stacklevel=3)
+        self.path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------- the log
+def read_log(path: Path) -> list[dict]:
+    """All complete rows of a log.jsonl (a torn last line from a crash, or a row that is not an object, is
+    skipped)."""
+    rows = []
+    if not Path(path).is_file():
+        return rows
+    with open(path, errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+class StatsWriter:
+    """Appends rows to log.jsonl. On resume, rows past the checkpoint's step are dropped first, so the log
+    reads as if the run had never stopped."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = Path(path)
+        if resume_step is not None:
+            kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            os.replace(tmp, self.path)
+        self._f = open(self.path, "a", buffering=1)
+
+    def write(self, row: dict) -> None:
+        self._f.write(json.dumps(row) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(read_log(self.path))
+
+
+class NoLog:
+    """What processes other than rank 0 write: nothing."""
+
+    def write(self, row: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- checkpoints on disk
+def checkpoint_dir(run: Path) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file, fsync, then os.replace: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a partial file behind (disk full, Ctrl-C)
+        raise
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def list_step_checkpoints(run: Path) -> list[Path]:
+    """Step checkpoints of a run, newest (highest step) first."""
+    d = checkpoint_dir(run)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := STEP_RE.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def save_checkpoint(run: Path, state: dict, step: int, keep: int) -> Path:
+    """Write checkpoints/step-NNNNNN.pt and delete all but the newest `keep` step checkpoints."""
+    path = checkpoint_dir(run) / f"step-{step:06d}.pt"
+    atomic_save(state, path)
+    for old in list_step_checkpoints(run)[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_file(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load one checkpoint without running code. Raises ValueError if it is damaged."""
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, bad pickle, unsupported global...
+        raise ValueError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("config"), dict) or "step" not in obj:
+        raise ValueError("not a gankit checkpoint")
+    return obj
+
+
+def resolve_checkpoint(run: Path, name: Optional[str] = None) -> Path:
+    """A named checkpoint ('step-000500', 'step-000500.pt', 'best', or a path) or, if None, the newest."""
+    if name is None:
+        found = list_step_checkpoints(run)
+        if not found:
+            raise GankitError(f"run '{run}' has no checkpoints; train it first (gankit train --out {run})")
+        return found[0]
+    for c in (Path(name), checkpoint_dir(run) / name, checkpoint_dir(run) / f"{name}.pt"):
+        if c.is_file():
+            return c
+    avail = ", ".join(p.stem for p in list_step_checkpoints(run)) or "none"
+    raise GankitError(f"checkpoint '{name}' not found in '{run}'; available: {avail}")
+
+
+def load_latest(run: Path, map_location: str | torch.device = "cpu") -> tuple[Optional[dict], Optional[Path]]:
+    """Newest loadable step checkpoint; damaged ones are reported and skipped (never deleted)."""
+    for path in list_step_checkpoints(run):
+        try:
+            return load_file(path, map_location), path
+        except ValueError as e:
+            warnings.warn(f"checkpoint '{path.name}' is damaged ({e}); falling back to the previous one",
+                          stacklevel=2)
+    return None, None
+
+
+def read_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
+                    device: str | torch.device = "cpu") -> tuple[Config, dict, Path]:
+    """(config, checkpoint dict, its path) of a run's newest (or named) checkpoint."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise GankitError(f"run folder '{run}' does not exist; give the --out folder of a gankit train run")
+    path = resolve_checkpoint(run, checkpoint)
+    try:
+        ckpt = load_file(path, map_location=device)
+    except ValueError as e:
+        raise GankitError(f"checkpoint '{path}' is damaged ({e}); pick another with --checkpoint") from None
+    return config_from_dict(ckpt["config"]), ckpt, path

@@ -1,0 +1,164 @@
+"""What differs between GAN families, behind one small interface that the one training loop drives.
+
+A recipe owns its networks, optimizers and data. The loop asks it for a batch, lets it take one step,
+and reads back plain numbers; everything the loop adds (NaN guard and rollback, EMA of the generators,
+checkpoints and exact resume, logging, diagnostics, evaluation, plots) works the same for every family:
+
+    recipe.batch(epoch, i) -> batch          recipe.step(batch, step) -> {name: scalar tensor}
+    recipe.write_grid(path, title)           recipe.evaluator()       recipe.state_dict() / load_state_dict()
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..errors import GankitError
+from .dist import SINGLE, Dist
+from .ema import ema_update_, make_ema
+from .setup import pick_device
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Recipe:
+    """Base of every family. Subclasses fill `nets` (all saved networks by name), `generators` (the names
+    whose EMA is kept and sampled), `optims` ({'g': ..., 'd': ...}) and implement the methods below."""
+    probabilities = True  # D's outputs are probabilities (plots and diagnostics read them so)
+    supports_dist = True  # torchrun (DDP)
+    supports_amp = True  # train.amp autocast on CUDA
+    supports_compile = True  # train.compile
+
+    def __init__(self, cfg: Config, dist: Dist = SINGLE):
+        t = cfg.train
+        self.cfg, self.dist = cfg, dist
+        self._refuse_unsupported(cfg, dist)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(t.device, dist)
+        if t.amp != "off" and self.device.type != "cuda":
+            raise GankitError(f"train.amp={t.amp} needs a CUDA GPU (on this {self.device.type} it would be slower "
+                              "than float32); use --amp off")
+        self.nets: dict[str, nn.Module] = {}
+        self.generators: tuple[str, ...] = ()
+        self.optims: dict[str, torch.optim.Optimizer] = {}
+        self.ema: dict[str, nn.Module] = {}
+        self.lr_scale = 1.0  # halved at each rollback after a divergence
+        self.ema_updates = 0
+        self.steps_per_epoch = 1
+        self.shape: tuple[int, ...] = ()
+
+    def _refuse_unsupported(self, cfg: Config, dist: Dist) -> None:
+        family = type(self).__name__.replace("Recipe", "")
+        for ok, what in ((self.supports_dist or not dist.active, "torchrun (several processes)"),
+                         (self.supports_amp or cfg.train.amp == "off", f"train.amp={cfg.train.amp}"),
+                         (self.supports_compile or not cfg.train.compile, "train.compile")):
+            if not ok:
+                raise GankitError(f"{what} is not offered for {family} runs yet; run without it")
+
+    # ------------------------------------------------------------ set by subclasses, used by the loop
+    def batch(self, epoch: int, i: int) -> Any:
+        """The i-th batch of an epoch (a pure function of seed, epoch and i: resume replays it)."""
+        raise NotImplementedError
+
+    def step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+        """One training step (D, then G when due). Returns detached scalars to log."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def write_grid(self, path: Path, title: str) -> Optional[torch.Tensor]:
+        """Write the fixed sample grid; return the samples when diagnostics can read them (else None)."""
+        raise NotImplementedError
+
+    def reference_samples(self) -> torch.Tensor:
+        """Real examples (uint8 images or points) the diagnostics compare samples with."""
+        raise NotImplementedError
+
+    def evaluator(self):
+        """The family's metric for --eval-every: a callable (recipe) -> {name: value} with .is_best(values),
+        .best, .num and .info, or None when the family has none."""
+        return None
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Numbers measured at the end of every epoch (the semi-supervised GAN's test accuracy)."""
+        return {}
+
+    def lr_factor(self, pos) -> float:
+        """The learning rates' schedule at this position (a share of the base rates; 1: constant)."""
+        return 1.0
+
+    def extra_state(self) -> dict:
+        """Family-specific state for exact resume (RNG streams, buffers of techniques, pools)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    # ------------------------------------------------------------ common to every family
+    def finish_setup(self) -> None:
+        """After the subclass built its networks and optimizers: EMA copies and base learning rates."""
+        if self.cfg.train.ema_decay:
+            self.ema = {k: make_ema(self.nets[k]) for k in self.generators}
+        self.base_lr = {k: [g["lr"] for g in opt.param_groups] for k, opt in self.optims.items()}
+
+    def update_ema(self) -> None:
+        """After each generator update: the EMA follows (warmed up over the first updates)."""
+        if self.ema:
+            self.ema_updates += 1
+            for k, avg in self.ema.items():
+                ema_update_(avg, self.nets[k], self.cfg.train.ema_decay, self.ema_updates)
+
+    def sampling_net(self, name: str) -> nn.Module:
+        """The network to sample and evaluate with: its EMA when the run keeps one."""
+        return self.ema.get(name, self.nets[name])
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Learning rates = base x factor x lr_scale (factor: a family's schedule, e.g. CycleGAN's decay)."""
+        for k, opt in self.optims.items():
+            for group, lr in zip(opt.param_groups, self.base_lr[k]):
+                group["lr"] = lr * factor * self.lr_scale
+
+    def finite(self) -> bool:
+        """No weight is NaN or infinite (a diverged state never replaces a good checkpoint)."""
+        nets = list(self.nets.values()) + list(self.ema.values())
+        return all(bool(torch.isfinite(p).all()) for net in nets for p in net.parameters())
+
+    def state_dict(self) -> dict:
+        state = {name: net.state_dict() for name, net in self.nets.items()}
+        state.update({f"{name}_ema": net.state_dict() for name, net in self.ema.items()})
+        state.update({f"opt_{k}": opt.state_dict() for k, opt in self.optims.items()})
+        state.update(lr_scale=self.lr_scale, ema_updates=self.ema_updates, rng=rng_state(self.device),
+                     shape=list(self.shape), config=self.cfg.to_dict(), extra=self.extra_state())
+        return state
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        for name, net in self.nets.items():
+            net.load_state_dict(ckpt[name])
+        for name, net in self.ema.items():
+            net.load_state_dict(ckpt.get(f"{name}_ema") or ckpt[name])
+        for k, opt in self.optims.items():
+            opt.load_state_dict(ckpt[f"opt_{k}"])
+        self.lr_scale, self.ema_updates = ckpt.get("lr_scale", 1.0), ckpt.get("ema_updates", 0)
+        self.set_lr_factor(1.0)
+        self.load_extra_state(ckpt.get("extra", {}))
+        rngs = ckpt.get("rng_ranks")
+        if rngs and len(rngs) == self.dist.world:  # each process continues its own stream
+            set_rng_state(rngs[self.dist.rank], self.device)
+        else:
+            set_rng_state(ckpt["rng"], self.device)
+            if self.dist.rank > 0:  # resumed with another number of processes: fresh distinct streams
+                torch.manual_seed(self.cfg.train.seed + 1_000_003 * self.dist.rank + ckpt["step"])
