@@ -35,18 +35,33 @@ def test_vanishing_gradient_is_reported(tmp_path):
 
 def test_a_frozen_generator_is_reported_as_mode_collapse(tmp_path, idx_dir):
     cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 1},
-                      optim={"lr_g": 1e-12})
+                      optim={"lr_g": 1e-12}, diagnose={"collapse_warmup": 0})
     assert "mode_collapse" in kinds(gankit.train(cfg, quiet=True)["run"])
     toy = tiny_config("toy", tmp_path / "toy", dataset="ring", train={"max_steps": None, "epochs": 1},
-                      optim={"lr_g": 1e-12})
+                      optim={"lr_g": 1e-12}, diagnose={"collapse_warmup": 0})
     assert "mode_collapse" in kinds(gankit.train(toy, quiet=True)["run"])
+
+
+def test_the_collapse_check_waits_for_its_warm_up(tmp_path, idx_dir):
+    """Issue 13 item 24: the first grids of a run are noise; a collapse warning there is a false alarm."""
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 1},
+                      optim={"lr_g": 1e-12}, diagnose={"collapse_warmup": 300})
+    assert "mode_collapse" not in kinds(gankit.train(cfg, quiet=True)["run"])
+
+
+def test_learning_rates_that_saturate_d_are_named_and_strict_stops(tmp_path, idx_dir):
+    """Issue 13 item 23: --lr-d 1e6 --lr-g 1e6 saturated D without a NaN and ended 'done'."""
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, steps=30, optim={"lr_g": 1e6, "lr_d": 1e6},
+                      diagnose={"window": 5, "strict": True})
+    summary = gankit.train(cfg, quiet=True)
+    assert "saturated" in kinds(summary["run"]) and summary["stopped_by"] == "strict"
 
 
 def test_real_data_is_not_collapsed(tmp_path):
     real = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
     messages = []
     diag = Diagnostics(build_config(), True, real, tmp_path, messages.append)
-    assert 0.9 < diag.on_samples(real.float() / 127.5 - 1, 1, 1) < 1.1 and not messages
+    assert 0.9 < diag.on_samples(real.float() / 127.5 - 1, 1000, 1) < 1.1 and not messages
     assert diversity(torch.zeros(8, 1, 28, 28)) == 0.0
 
 
@@ -70,10 +85,10 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
     calls = {"n": 0}
     real_d_step = loop.d_step
 
-    def flaky_d_step(*args, **kwargs):  # the 10th D step of the first attempt returns a NaN loss
+    def flaky_d_step(*args, **kwargs):  # the 10th and the 30th D step return a NaN loss
         calls["n"] += 1
         stats = real_d_step(*args, **kwargs)
-        if calls["n"] == 10:
+        if calls["n"] in (10, 30):
             stats["loss_d"] = torch.tensor(float("nan"))
         return stats
 
@@ -83,9 +98,10 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
     finally:
         loop.d_step = real_d_step
     assert summary["stopped_by"] == "max_steps" and summary["steps"] == 40
-    assert kinds(run).count("rollback") == 1
+    assert kinds(run).count("rollback") == 2
     ckpt = load_file(list_step_checkpoints(run)[0])
-    assert ckpt["lr_scale"] == 0.5 and ckpt["opt_g"]["param_groups"][0]["lr"] == 5e-4
+    # the halving compounds (issue 13 item 5): x0.5 after the first rollback, x0.25 after the second
+    assert ckpt["lr_scale"] == 0.25 and ckpt["opt_g"]["param_groups"][0]["lr"] == 2.5e-4
     rows = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert rows == list(range(1, 41))  # the diverged row was replaced by the replayed one
 

@@ -187,3 +187,27 @@ def test_demo_datasets_from_fashion_mnist_layout(tmp_path, idx_dir):
     assert json.loads((t2t / "gankit-demo.json").read_text())["B_classes"] == [1]
     with pytest.raises(GankitError, match="not empty"):
         make_demo("tops2trousers", t2t, str(idx_dir))
+
+
+def test_pix2pix_evaluates_during_training_and_samples_with_an_ema(tmp_path, paired):
+    """The one loop gives image-to-image runs what every run has: --eval-every with the family's metric, and an
+    EMA of G kept, checkpointed and used for the strips and translations (issue 12)."""
+    from gankit.metrics.translation import load_translation_run
+    from gankit.run import list_step_checkpoints, load_file
+
+    run = tmp_path / "p2p"
+    assert main(["train", "--preset", "pix2pix", "--dataset", str(paired), *TINY, "--epochs", "2", "--eval-every", "1",
+                 "--set", "train.ema_decay=0.9", "--out", str(run)]) == 0
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and all(0 <= h["metrics"]["l1"] <= 1 for h in history)
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "metrics.png").is_file()
+    ckpt = load_file(list_step_checkpoints(run)[0])
+    assert any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ckpt["G"])  # an average, not a copy
+    nets, _, _ = load_translation_run(run)
+    assert all(torch.equal(v, ckpt["G_ema"][k]) for k, v in nets["G"].state_dict().items())  # translates with it
+
+
+def test_translation_refuses_what_it_cannot_do_instead_of_ignoring_it(tmp_path, paired, capsys):
+    assert main(["train", "--preset", "pix2pix", "--dataset", str(paired), *TINY, "--max-steps", "1", "--compile",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "train.compile is not offered for Pix2Pix runs" in capsys.readouterr().err

@@ -12,9 +12,13 @@ name, so a crash never leaves a half-written file under a checkpoint's name; the
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,8 +41,8 @@ def default_run_dir(cfg: Config) -> Path:
 
 
 def is_run(run: Path) -> bool:
-    """A folder gankit trained in (its config.yaml comes first, before any other file)."""
-    return (Path(run) / "config.yaml").is_file()
+    """A folder gankit trained in: its checkpoints/ folder and config.yaml are made first, before any other file."""
+    return (Path(run) / "config.yaml").is_file() and (Path(run) / "checkpoints").is_dir()
 
 
 def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
@@ -77,6 +81,22 @@ def read_config(run: Path) -> Config:
 def cache_root() -> Path:
     """Where gankit keeps what it can reuse between runs (judges, reference statistics)."""
     return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit"))
+
+
+# what may differ between a run's config and its checkpoints: how long and where it trains, not what
+UNFINGERPRINTED = {"train": ("epochs", "minutes", "max_steps", "threads", "device", "log_every", "tensorboard", "out",
+                             "checkpoint_every", "keep_checkpoints"), "data": ("data_dir", "workers", "download")}
+
+
+def fingerprint(cfg: Config | dict) -> str:
+    """A short hash of everything that decides what a run trains (its config without budget and machine
+    options): a checkpoint whose fingerprint differs from its run's config.yaml is not that run's."""
+    values = cfg if isinstance(cfg, dict) else cfg.to_dict()
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items() if k != "preset"}
+    for section, keys in UNFINGERPRINTED.items():
+        for key in keys:
+            values.get(section, {}).pop(key, None)
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- the lock
@@ -191,20 +211,59 @@ def checkpoint_dir(run: Path) -> Path:
     return Path(run) / "checkpoints"
 
 
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Hold SIGINT/SIGTERM until the block is done, then deliver them: a Ctrl-C during a checkpoint write
+    (which torch.save would turn into a RuntimeError halfway through the file) comes after the write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list = []
+    old = {sig: signal.signal(sig, lambda signum, frame: held.append((signum, frame)))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for signum, frame in held:
+            handler = old[signum]
+            if callable(handler):
+                handler(signum, frame)  # Python's default for SIGINT raises KeyboardInterrupt here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        st = os.statvfs(folder)
+        return f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB free"
+    except OSError:
+        return "free space unknown"
+
+
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file, fsync, then os.replace: readers see the old file or the new one."""
+    """torch.save to a temp file, fsync, then os.replace: readers see the old file or the new one. A full
+    disk or a read-only folder is one clear error; the partial temporary file is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a partial file behind (disk full, Ctrl-C)
-        raise
-    os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with deferred_interrupts():
+            try:
+                with open(tmp, "wb") as f:
+                    torch.save(obj, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # never leave a partial file behind
+                raise
+            os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:200]
+        raise GankitError(f"could not write '{path}' ({reason}; {_free_space(path.parent)}); the previous "
+                          "checkpoint is intact: free some space or fix the folder's permissions, then continue "
+                          "with gankit train --resume") from None
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
@@ -255,14 +314,21 @@ def resolve_checkpoint(run: Path, name: Optional[str] = None) -> Path:
     raise GankitError(f"checkpoint '{name}' not found in '{run}'; available: {avail}")
 
 
-def load_latest(run: Path, map_location: str | torch.device = "cpu") -> tuple[Optional[dict], Optional[Path]]:
-    """Newest loadable step checkpoint; damaged ones are reported and skipped (never deleted)."""
+def load_latest(run: Path, map_location: str | torch.device = "cpu", expected: Optional[str] = None
+                ) -> tuple[Optional[dict], Optional[Path]]:
+    """Newest loadable step checkpoint (of the run whose fingerprint is `expected`, when given); damaged or
+    foreign ones are reported and skipped (never deleted)."""
     for path in list_step_checkpoints(run):
         try:
-            return load_file(path, map_location), path
+            ckpt = load_file(path, map_location)
         except ValueError as e:
             warnings.warn(f"checkpoint '{path.name}' is damaged ({e}); falling back to the previous one",
                           stacklevel=2)
+            continue
+        if expected is None or ckpt.get("fingerprint") in (None, expected):
+            return ckpt, path
+        warnings.warn(f"checkpoint '{path.name}' was not made with this run's config.yaml (another run's file, "
+                      "or config.yaml was edited); falling back to the previous one", stacklevel=2)
     return None, None
 
 
@@ -277,4 +343,8 @@ def read_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
         ckpt = load_file(path, map_location=device)
     except ValueError as e:
         raise GankitError(f"checkpoint '{path}' is damaged ({e}); pick another with --checkpoint") from None
+    if is_run(run) and ckpt.get("fingerprint") not in (None, fingerprint(read_config(run))):
+        raise GankitError(f"checkpoint '{path}' does not belong to the run in '{run}' (its config differs from "
+                          "config.yaml: another run's file, or an edited config.yaml); pick a checkpoint of this run "
+                          "with --checkpoint, or restore config.yaml")
     return config_from_dict(ckpt["config"]), ckpt, path

@@ -70,34 +70,52 @@ def translate_folder(run_dir: str, input_dir: str, out_dir: str, direction: str 
                      checkpoint: Optional[str] = None, device: str = "cpu") -> int:
     """Translate every image of input_dir into out_dir (same names). Side-by-side A|B inputs give their
     A half (AtoB) or B half (BtoA). Returns the number written."""
-    from torchvision.transforms import functional as TF
-
     from .data import to_float, to_uint8
-    from .data.folders import list_images, square
-    from .training.translation import load_translation_run, translate_batch
+    from .data.folders import UNREADABLE, list_images, max_image_pixels, read_image, square, warn_skipped, why
+    from .metrics.translation import load_translation_run
+    from .models.translation import translate_batch
 
-    if direction not in ("AtoB", "BtoA"):
-        raise GankitError(f"--direction must be AtoB or BtoA, not '{direction}'")
     nets, cfg, ckpt = load_translation_run(run_dir, checkpoint, device)
-    src = Path(input_dir)
-    if not src.is_dir():
-        raise GankitError(f"input folder '{src}' not found")
-    files = list_images(src)
-    if not files:
-        raise GankitError(f"'{src}' holds no images (.png, .jpg, .jpeg, .webp, .bmp)")
+    src, dst = Path(input_dir), Path(out_dir)
+    files = _inputs(src, dst, list_images)
     c, s = ckpt["shape"][0], ckpt["shape"][1]
-    dst = Path(out_dir)
-    for f in files:
-        with Image.open(f) as im:
-            t = TF.pil_to_tensor(im.convert("L" if c == 1 else "RGB"))
+    targets = _targets(files, src, dst)
+    bad, cap = [], max_image_pixels()
+    for f, target in zip(files, targets):
+        try:
+            t, _ = read_image(f, "L" if c == 1 else "RGB", cap)
+        except UNREADABLE as e:  # truncated, not an image, a decompression bomb: skipped and reported
+            bad.append((f, why(e, cap)))
+            continue
         h, w = t.shape[1:]
         if abs(w - 2 * h) <= 1:  # an A|B pair: take the input half
             t = t[:, :, : w // 2] if direction == "AtoB" else t[:, :, w // 2:]
         x = to_float(square(t, s)).unsqueeze(0)
         with torch.no_grad():
-            y = translate_batch(nets, cfg, x.to(device), direction)[0].cpu()
-        img = to_uint8(y)
-        target = dst / f.relative_to(src).with_suffix(".png")
+            img = to_uint8(translate_batch(nets, cfg, x.to(device), direction)[0].cpu())
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img[0].numpy() if c == 1 else img.permute(1, 2, 0).numpy()).save(target)
-    return len(files)
+    warn_skipped(bad, src)
+    return len(files) - len(bad)
+
+
+def _inputs(src: Path, dst: Path, list_images) -> list[Path]:
+    """The images to translate; refuse an output folder that is (or is inside) the input folder."""
+    if not src.is_dir():
+        raise GankitError(f"input folder '{src}' not found")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise GankitError(f"--out '{dst}' is the input folder or inside it; give another folder for the translations")
+    if dst.exists() and not dst.is_dir():
+        raise GankitError(f"--out '{dst}' is a file; give a folder for the translations")
+    files = list_images(src)
+    if not files:
+        raise GankitError(f"'{src}' holds no images (.png, .jpg, .jpeg, .webp, .bmp)")
+    return files
+
+
+def _targets(files: list[Path], src: Path, dst: Path) -> list[Path]:
+    """Output PNG paths, same names; inputs that share a stem (a.jpg, a.png) keep their extension in the
+    name (a.jpg.png, a.png.png) so neither overwrites the other."""
+    plain = [dst / f.relative_to(src).with_suffix(".png") for f in files]
+    clash = {p for p in plain if plain.count(p) > 1}
+    return [dst / f.relative_to(src).with_name(f.name + ".png") if p in clash else p for f, p in zip(files, plain)]

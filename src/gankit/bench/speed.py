@@ -13,6 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import build_config
+from ..devices import is_gpu
 from ..errors import GankitError
 
 # speed options, each timed against the preset as shipped ("default")
@@ -36,7 +37,7 @@ def default_variants(device: str) -> list[str]:
 @functools.cache  # once per device and dtype in a process
 def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 2.0, dtype: torch.dtype = torch.float32) -> float:
     """Measured FLOP/s of an n x n matrix product (in the dtype the training computes in)."""
-    if device.type == "cuda":
+    if is_gpu(device):
         n = 8192
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up
@@ -50,7 +51,7 @@ def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 2.0, dtype
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
+    if is_gpu(device):
         torch.cuda.synchronize()
 
 
@@ -122,7 +123,7 @@ def _timed_steps(one_step, seconds: float, n_critic: int, device: torch.device) 
 
 
 def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
+    if is_gpu(device):
         return torch.cuda.get_device_name(device)
     return f"{device.type} ({platform.processor() or platform.machine()})"
 

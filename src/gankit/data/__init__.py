@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import TOY_DATASETS, DataConfig
+from ..devices import is_gpu
 from ..errors import GankitError
 from .folders import load_labelled_folder
 from .idx import find_idx_pair, read_idx
@@ -58,7 +59,7 @@ class Data:
         `max_share` of the GPU's free memory stays on the host in pinned memory; each batch is then
         gathered there and copied asynchronously."""
         labels = None if self.labels is None else self.labels.to(device)
-        if device.type == "cuda" and self.x.nbytes > max_share * torch.cuda.mem_get_info(device)[0]:
+        if is_gpu(device) and self.x.nbytes > max_share * torch.cuda.mem_get_info(device)[0]:
             return Data(self.name, self.x.pin_memory(), labels, device=device)
         return Data(self.name, self.x.to(device), labels, device=device)
 

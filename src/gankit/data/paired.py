@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config import Config
 from ..errors import GankitError
 from .folders import (
     GRAY_MODES,
@@ -165,3 +166,9 @@ def jitter(x: Tensor, generator: torch.Generator | None = None, flip: bool = Tru
     if flip:
         out = torch.where(flips.to(out.device).view(n, 1, 1, 1), out.flip(3), out)
     return out
+
+
+def load_translation_data(cfg: Config, split: str, paired: bool) -> tuple[Tensor, Tensor]:
+    """The two image sets of an image-to-image run (paired: A|B pairs; else trainA/ and trainB/ folders)."""
+    load = load_paired if paired else load_unpaired
+    return load(cfg.data.dataset, cfg.data.image_size or 256, cfg.data.channels, split)

@@ -181,8 +181,9 @@ def find_judge(dataset: str, data_dir: Optional[str] = None) -> Path:
     key = f"{Path(dataset).name}-{content_hash(x)}-v{JUDGE_VERSION}"
     path = judge_dir() / f"{key}.pt"
     if not path.is_file():
-        raise GankitError(f"no judge trained for '{dataset}'; run `gankit judge train --dataset {dataset}` "
-                          "first (about a minute on a CPU), or use --features inception")
+        raise GankitError(f"no judge trained for '{dataset}'; run `gankit judge train --dataset {dataset}` once "
+                          f"(3 to 10 minutes on a 2-core CPU; cached in {judge_dir()} for every later run), or use "
+                          "--features inception")
     return path
 
 

@@ -14,8 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config import Config
 from ..data import to_float, to_uint8
+from ..data.paired import load_translation_data
 from ..errors import GankitError
+from ..models.translation import TRANSLATORS, build_translators, translate_batch
+from ..run import read_checkpoint
 from .history import append_history
 
 
@@ -43,7 +47,7 @@ def _chunks(net, x: Tensor, device) -> Tensor:
 def score_translation(translate, cfg, A: Tensor, B: Tensor, device) -> tuple[dict, list[str]]:
     """(metrics, notes) of translate(x, direction) on held-out uint8 images A, B."""
     to01 = lambda t: t.float().div(255.0).to(device)  # noqa: E731
-    if cfg.model.name == "pix2pix":
+    if TRANSLATORS.get(cfg.model.name).paired:
         out = _chunks(lambda x: translate(x, "AtoB"), A, device).add(1).div(2).clamp(0, 1)
         return {"l1": float((out - to01(B)).abs().mean()), "ssim": float(ssim(out, to01(B)).mean())}, []
     fb = _chunks(lambda x: translate(x, "AtoB"), A, device)
@@ -72,11 +76,9 @@ class HeldOutScores:
     num, info = 0, {}
 
     def __init__(self, cfg, device):
-        from ..training.translation import load_translation_data
-
         self.cfg, self.device, self.best = cfg, device, None
         try:
-            self.A, self.B = load_translation_data(cfg, "test")
+            self.A, self.B = load_translation_data(cfg, "test", TRANSLATORS.get(cfg.model.name).paired)
         except GankitError as e:
             raise GankitError(f"--eval-every needs held-out images ({e})") from None
         self.num = len(self.A)
@@ -103,19 +105,31 @@ class HeldOutScores:
 def evaluate_translation(run_dir: str, checkpoint: Optional[str] = None, device: str = "cpu", seed: int = 0,
                          record: bool = True) -> dict:
     """The held-out scores of a run's checkpoint, appended to its metrics.json."""
-    from ..training.translation import load_translation_data, load_translation_run, translate_batch
-
     t0 = time.time()
     nets, cfg, ckpt = load_translation_run(run_dir, checkpoint, device)
     try:
-        A, B = load_translation_data(cfg, "test")
+        A, B = load_translation_data(cfg, "test", TRANSLATORS.get(cfg.model.name).paired)
     except GankitError as e:
         raise GankitError(f"no held-out images to score ({e})") from None
     torch.manual_seed(seed)  # Pix2Pix keeps dropout on at test time
     m, notes = score_translation(lambda x, d: translate_batch(nets, cfg, x, d), cfg, A, B, device)
-    n = {"pairs": len(A)} if cfg.model.name == "pix2pix" else {"A": len(A), "B": len(B)}
+    n = {"pairs": len(A)} if TRANSLATORS.get(cfg.model.name).paired else {"A": len(A), "B": len(B)}
     result = {"metrics": m, "notes": notes, "step": int(ckpt["step"]), "split": "test", "n": n,
               "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if record:
         append_history(Path(run_dir) / "metrics.json", result)
     return result
+
+
+def load_translation_run(run_dir: str | Path, checkpoint: Optional[str] = None,
+                         device: str = "cpu") -> tuple[dict, Config, dict]:
+    """The translation networks of a run (EMA weights where the run kept them), in eval mode."""
+    cfg, ckpt, _ = read_checkpoint(run_dir, checkpoint, device)
+    if not cfg.is_translation:
+        raise GankitError(f"'{run_dir}' is not an image-to-image run (pix2pix or cyclegan); use gankit sample")
+    c, s = ckpt["shape"][0], ckpt["shape"][1]
+    nets = build_translators(cfg, c, s)
+    for k, v in nets.items():
+        v.load_state_dict(ckpt.get(f"{k}_ema") or ckpt[k])
+        v.to(device).eval()
+    return nets, cfg, ckpt

@@ -3,21 +3,27 @@ generator (Zhu et al. 2017; Johnson et al. 2016)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import Config
 from ..errors import GankitError
+from ..registry import Registry
 from .layers import init_dcgan_
+
+NORMS = {"batch": nn.BatchNorm2d, "none": lambda c: nn.Identity(),
+         "instance": lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False)}
+
+
+SHIFTS = {"batch"}  # norms with their own learned shift: the conv before them needs no bias
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    return nn.Identity()
+    return NORMS[kind](channels)
 
 
 class AlwaysDropout(nn.Module):
@@ -48,7 +54,7 @@ class UNetGenerator(nn.Module):
         prev = in_ch
         for i, w in enumerate(widths):
             layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, True)]
-            layers.append(nn.Conv2d(prev, w, 4, 2, 1, bias=norm != "batch" or i == 0 or i == n - 1))
+            layers.append(nn.Conv2d(prev, w, 4, 2, 1, bias=norm not in SHIFTS or i == 0 or i == n - 1))
             if 0 < i < n - 1:
                 layers.append(_norm(norm, w))
             self.down.append(nn.Sequential(*layers))
@@ -60,7 +66,7 @@ class UNetGenerator(nn.Module):
             cin = widths[i] * (1 if j == 0 else 2)
             last = i == 0
             cout = out_ch if last else widths[i - 1]
-            layers = [nn.ReLU(True), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=last or norm != "batch")]
+            layers = [nn.ReLU(True), nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=last or norm not in SHIFTS)]
             if not last:
                 layers.append(_norm(norm, cout))
                 if 1 <= j <= n_drop and dropout > 0:
@@ -101,10 +107,10 @@ class PatchDiscriminator(nn.Module):
         c = ndf
         for i in range(1, layers):
             nc = ndf * min(2 ** i, 8)
-            seq += [nn.Conv2d(c, nc, 4, 2, 1, bias=norm != "batch"), _norm(norm, nc), nn.LeakyReLU(0.2, True)]
+            seq += [nn.Conv2d(c, nc, 4, 2, 1, bias=norm not in SHIFTS), _norm(norm, nc), nn.LeakyReLU(0.2, True)]
             c = nc
         nc = ndf * min(2 ** layers, 8)
-        seq += [nn.Conv2d(c, nc, 4, 1, 1, bias=norm != "batch"), _norm(norm, nc), nn.LeakyReLU(0.2, True),
+        seq += [nn.Conv2d(c, nc, 4, 1, 1, bias=norm not in SHIFTS), _norm(norm, nc), nn.LeakyReLU(0.2, True),
                 nn.Conv2d(nc, 1, 4, 1, 1)]
         self.net = nn.Sequential(*seq)
         init_dcgan_(self)
@@ -144,3 +150,48 @@ class ResnetTranslator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+@dataclass(frozen=True)
+class Translator:
+    """One image-to-image family: its networks, whether its data are paired, its default normalisation and
+    which generator translates each way."""
+    build: Callable[[Config, int, int, str], dict[str, nn.Module]]  # (cfg, channels, size, norm) -> nets by name
+    paired: bool
+    norm: str
+    directions: dict[str, str]  # --direction -> the generator's name
+
+
+def _pix2pix(cfg: Config, channels: int, size: int, norm: str) -> dict[str, nn.Module]:
+    m, i = cfg.model, cfg.i2i
+    return {"G": UNetGenerator(channels, channels, size, m.g_width, norm, 0.5, m.dropout_at_sampling),
+            "D": PatchDiscriminator(2 * channels, m.d_width, i.patch_layers, norm)}
+
+
+def _cyclegan(cfg: Config, channels: int, size: int, norm: str) -> dict[str, nn.Module]:
+    m, i = cfg.model, cfg.i2i
+    return {"G_AB": ResnetTranslator(channels, channels, m.g_width, i.res_blocks, norm),
+            "G_BA": ResnetTranslator(channels, channels, m.g_width, i.res_blocks, norm),
+            "D_A": PatchDiscriminator(channels, m.d_width, i.patch_layers, norm),
+            "D_B": PatchDiscriminator(channels, m.d_width, i.patch_layers, norm)}
+
+
+TRANSLATORS: Registry[Translator] = Registry("image-to-image model")
+TRANSLATORS.register("pix2pix")(Translator(_pix2pix, paired=True, norm="batch", directions={"AtoB": "G"}))
+TRANSLATORS.register("cyclegan")(Translator(_cyclegan, paired=False, norm="instance",
+                                            directions={"AtoB": "G_AB", "BtoA": "G_BA"}))
+
+
+def build_translators(cfg: Config, channels: int, size: int) -> dict[str, nn.Module]:
+    """The networks of a translation run, by name: pix2pix {G, D}; cyclegan {G_AB, G_BA, D_A, D_B}."""
+    family = TRANSLATORS.get(cfg.model.name)
+    return family.build(cfg, channels, size, family.norm if cfg.i2i.norm == "auto" else cfg.i2i.norm)
+
+
+def translate_batch(nets: dict, cfg: Config, x: Tensor, direction: str = "AtoB") -> Tensor:
+    """Images [N,C,H,W] in [-1, 1] of domain A (AtoB) or B (BtoA), translated."""
+    ways = TRANSLATORS.get(cfg.model.name).directions
+    if direction not in ways:
+        raise GankitError(f"a {cfg.model.name} run translates {' and '.join(ways)} only; use --direction "
+                          f"{next(iter(ways))}")
+    return nets[ways[direction]](x)

@@ -43,6 +43,7 @@ class Diagnostics:
         self.d_fake = deque(maxlen=self.d.window)
         self.grad_g = deque(maxlen=self.d.window)
         self.loss_g = deque(maxlen=self.d.window)
+        self.grad_d = deque(maxlen=self.d.window)
         self.evals_without_progress = 0
         self.active: set[str] = set()  # conditions warned about and not yet cleared
         self.count = 0
@@ -71,6 +72,9 @@ class Diagnostics:
             self.grad_g.append(row["grad_g"])
         if row.get("loss_g") is not None:
             self.loss_g.append(row["loss_g"])
+        if row.get("grad_d") is not None:
+            self.grad_d.append(row["grad_d"])
+        self._saturation_check(row, step, epoch)
         if self.probabilities:
             self._floor_check("d_overpowering", self.d_fake, self.d.d_fake_floor, step, epoch, lambda m: (
                 f"discriminator overpowering at step {step}: mean D(G(z)) = {m:.4f} over the last "
@@ -80,6 +84,18 @@ class Diagnostics:
             f"vanishing generator gradient at step {step}: mean ||grad G|| = {m:.2e} over the last "
             f"{len(self.grad_g)} steps (threshold {self.d.grad_g_floor:g}). Try the non-saturating loss "
             "(--loss nonsat) instead of minimax, or a weaker discriminator"))
+
+    def _saturation_check(self, row: dict, step: int, epoch: int) -> None:
+        """Learning rates far too high can saturate D without a NaN: its gradient vanishes to exactly 0 and
+        G's loss explodes while the run looks 'done'."""
+        loss_g = abs(row.get("loss_g") or 0.0)
+        zero_d = len(self.grad_d) == self.grad_d.maxlen and max(self.grad_d) == 0.0
+        if loss_g > self.d.loss_g_ceiling or zero_d:
+            what = (f"G's loss is {loss_g:.3g}" if loss_g > self.d.loss_g_ceiling else
+                    f"D's gradient has been exactly 0 for {len(self.grad_d)} steps")
+            self._warn("saturated", step, epoch,
+                       f"the discriminator is saturated at step {step}: {what}; the learning rates are far too high "
+                       f"(lr_g={self.cfg.optim.lr_g:g}, lr_d={self.cfg.optim.lr_d:g}). Lower --lr-g/--lr-d (e.g. 2e-4)")
 
     def _floor_check(self, kind: str, window: deque, floor: float, step: int, epoch: int,
                      message: Callable[[float], str]) -> None:
@@ -113,7 +129,7 @@ class Diagnostics:
 
     def on_samples(self, samples: torch.Tensor, step: int, epoch: int) -> Optional[float]:
         """Called with the fixed-z samples at each epoch's end. Returns the diversity measure."""
-        if not self.d.enabled:
+        if not self.d.enabled or step < self.d.collapse_warmup:  # early samples are noise, not a collapse
             return None
         if samples.dim() == 2:  # 2-D points: the share of modes captured
             m = toy_modes(samples.cpu(), self.cfg.data.dataset)

@@ -14,12 +14,14 @@ from ..config import Config
 from ..data import load_dataset, toy_centers
 from ..errors import GankitError
 from ..losses import objective_of
+from ..models import sample_z
 from ..observe.plots import save_samples
 from .dist import SINGLE, Dist
+from .optimizers import make_optimizer
 from .precision import Precision
 from .recipe import Recipe
-from .setup import epoch_permutation, make_optimizer, pick_labelled, wrap_for_training
-from .steps import Batch, Extras, classifier_step, d_step, g_step, sample_z
+from .setup import epoch_permutation, pick_labelled, wrap_for_training
+from .steps import Batch, Extras, classifier_step, d_step, g_step
 from .techniques import HistoricalAverage, ReplayBuffer, apply_spectral_norm, gate_closed, make_view, packed_shape
 
 

@@ -4,18 +4,28 @@ does around the steps lives in training/watch.py.
 """
 from __future__ import annotations
 
+import copy
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-from ..config import Config, merge, save_config
+from ..config import Config, merge, save_config, validate
 from ..errors import GankitError
-from ..run import RunLock, create_run_dir, default_run_dir, free_run_dir, load_latest, read_config
+from ..run import (
+    RunLock,
+    create_run_dir,
+    default_run_dir,
+    fingerprint,
+    free_run_dir,
+    list_step_checkpoints,
+    load_latest,
+    read_config,
+)
 from .dist import SINGLE, Dist, from_env, shutdown
 from .recipe import Recipe
-from .watch import Position, Watch, save_if_finite
+from .watch import DIVERGED, Position, Watch, save_if_finite
 
 
 def due(step: int, every: Optional[int]) -> bool:
@@ -65,9 +75,9 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
                 pos.step, pos.elapsed = pos.step + 1, time.monotonic() - t0
                 sync = due(pos.step, watch.log_every)  # the only place values are read from the device
                 if sync and not watch.log(stats, pos):
-                    stopped_by = "diverged"  # a logged value is NaN or infinite
+                    stopped_by = DIVERGED  # a logged value is NaN or infinite
                 elif due(pos.step, t.checkpoint_every) and not save_if_finite(recipe, run, pos, watch.best):
-                    stopped_by = "diverged"  # a weight is NaN or infinite: the last good checkpoint stays
+                    stopped_by = DIVERGED  # a weight is NaN or infinite: the last good checkpoint stays
                 else:
                     stopped_by = watch.stop_reason(pos, stop.raised, sync)
                 if stopped_by:
@@ -119,7 +129,7 @@ def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, d: Dist = 
     """diagnose.on_divergence = rollback: reload the newest good checkpoint with the learning rates halved
     again at each rollback (x0.5, x0.25, ...)."""
     for _ in range(cfg.diagnose.max_rollbacks if cfg.diagnose.on_divergence == "rollback" else 0):
-        if summary["stopped_by"] != "diverged":
+        if summary["stopped_by"] != DIVERGED:
             break
         if d.active:
             print("gankit: warning: rollback after a divergence is not offered under torchrun; stopped",
@@ -148,7 +158,10 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
     d = from_env(cfg.train.device)
     try:
         with RunLock(run) if d.main else _NoLock():
-            ckpt, _ = load_latest(run, map_location="cpu")
+            ckpt, _ = load_latest(run, map_location="cpu", expected=fingerprint(cfg))
+            if ckpt is None and list_step_checkpoints(run):
+                raise GankitError(f"no checkpoint in '{run}' matches its config.yaml (edited, or files from another "
+                                  "run); restore config.yaml or start a new run with --out")
             changes = _resume_changes(cfg, train_overrides or {}, ckpt)
             if changes:
                 merge(cfg, {"train": changes})
@@ -156,22 +169,29 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
             d.barrier()  # every process has read config.yaml before rank 0 rewrites it
             if changes and d.main:
                 save_config(cfg, run / "config.yaml")
-            ckpt, _ = load_latest(run, map_location=recipe.device)
+            ckpt, _ = load_latest(run, map_location=recipe.device, expected=fingerprint(cfg))
             return with_rollback(cfg, run, run_loop(recipe, run, ckpt, quiet=quiet), quiet, d)
     finally:
         shutdown(d)
 
 
 def _resume_changes(cfg: Config, overrides: dict, ckpt: Optional[dict]) -> dict:
-    """The train keys that change on resume; --minutes M becomes the time trained so far + M."""
-    changes = {k: v for k, v in overrides.items() if getattr(cfg.train, k) != v}
-    bad = sorted(set(changes) - BUDGET_KEYS - MACHINE_KEYS)
+    """The train keys that change on resume, after checking every override: train keys ({'max_steps': 8}) or
+    config sections as for build_config ({'optim': {'lr_g': 0.1}}). Only BUDGET_KEYS and MACHINE_KEYS may
+    differ from the run's config; --minutes M becomes the time trained so far + M."""
+    given = {k: v for k, v in overrides.items() if isinstance(v, dict)}
+    given["train"] = {**given.get("train", {}), **{k: v for k, v in overrides.items() if not isinstance(v, dict)}}
+    new, old = merge(copy.deepcopy(cfg), given).to_dict(), cfg.to_dict()
+    changed = {f"{s}.{k}": v for s, sub in new.items() if isinstance(sub, dict) for k, v in sub.items() if old[s][k] != v}
+    allowed = {f"train.{k}" for k in BUDGET_KEYS | MACHINE_KEYS}
+    bad = sorted(set(changed) - allowed)
     if bad:
-        raise GankitError(f"cannot change {', '.join('train.' + k for k in bad)} when resuming; only the budget "
+        raise GankitError(f"cannot change {', '.join(bad)} when resuming; only the budget "
                           f"(--epochs, --minutes, --max-steps) and machine options (--threads, --device) can change "
                           f"(start a new run with --out)")
-    if overrides.get("minutes") is not None:
+    changes = {key.partition(".")[2]: v for key, v in changed.items()}
+    if given["train"].get("minutes") is not None:
         done = ckpt["elapsed"] if ckpt else 0.0
-        changes["minutes"] = round(done / 60 + overrides["minutes"], 6)
+        changes["minutes"] = round(done / 60 + new["train"]["minutes"], 6)
+    validate(merge(copy.deepcopy(cfg), {"train": changes}))
     return changes
-

@@ -16,8 +16,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class Precision:
     def __init__(self, mode: str = "off", device: torch.device = torch.device("cpu")):
         self.mode, self.device_type = mode, device.type
-        self.enabled = mode != "off"
-        fp16 = mode == "fp16"
+        self.enabled = mode in DTYPES  # "off": float32
+        fp16 = DTYPES.get(mode) is torch.float16  # fp16 needs loss scaling, bf16 does not
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
 

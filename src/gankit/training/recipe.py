@@ -16,22 +16,21 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..devices import is_gpu, pick_device
 from ..errors import GankitError
 from .dist import SINGLE, Dist
 from .ema import ema_update_, make_ema
-from .setup import pick_device
+from .precision import DTYPES
 
 
 def rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    """The global RNG streams a step draws from: the CPU's, and the GPUs' on CUDA."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if is_gpu(device) else None}
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
+    if is_gpu(device) and state.get("cuda") is not None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
@@ -49,8 +48,8 @@ class Recipe:
         self._refuse_unsupported(cfg, dist)
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = pick_device(t.device, dist)
-        if t.amp != "off" and self.device.type != "cuda":
+        self.device = pick_device(t.device, dist.local_rank if dist.active else None)
+        if t.amp in DTYPES and not is_gpu(self.device):
             raise GankitError(f"train.amp={t.amp} needs a CUDA GPU (on this {self.device.type} it would be slower "
                               "than float32); use --amp off")
         self.nets: dict[str, nn.Module] = {}
@@ -65,7 +64,7 @@ class Recipe:
     def _refuse_unsupported(self, cfg: Config, dist: Dist) -> None:
         family = type(self).__name__.replace("Recipe", "")
         for ok, what in ((self.supports_dist or not dist.active, "torchrun (several processes)"),
-                         (self.supports_amp or cfg.train.amp == "off", f"train.amp={cfg.train.amp}"),
+                         (self.supports_amp or cfg.train.amp not in DTYPES, f"train.amp={cfg.train.amp}"),
                          (self.supports_compile or not cfg.train.compile, "train.compile")):
             if not ok:
                 raise GankitError(f"{what} is not offered for {family} runs yet; run without it")

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..conditioning import NONE, Unlabelled
 from ..losses import Objective, clip_weights_, gradient_penalty, r1_penalty
+from .optimizers import rule_of
 from .precision import FP32, Precision
 
 View = Optional[Callable[[Tensor], Tensor]]  # what D sees of a batch (DiffAugment, instance noise, packing)
@@ -49,14 +50,6 @@ NO_EXTRAS = Extras()
 
 def _seen(x: Tensor, e: Extras) -> Tensor:
     return e.view(x) if e.view is not None else x
-
-
-def sample_z(n: int, dim: int, dist: str, device: torch.device | str = "cpu",
-             generator: torch.Generator | None = None) -> Tensor:
-    """[n, dim] latent codes from N(0, I) or U(-1, 1)."""
-    if dist == "uniform":
-        return torch.rand(n, dim, device=device, generator=generator) * 2 - 1
-    return torch.randn(n, dim, device=device, generator=generator)
 
 
 def grad_norm(net: nn.Module) -> Tensor:
@@ -153,7 +146,7 @@ def unrolled_d(D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, fake: T
     (Metz et al. 2017): the G step that uses them sees how D would answer its move. The updates follow D's
     optimizer (Adam, RMSprop or SGD, from its current state); D itself and its buffers are left untouched.
     """
-    group = opt_d.param_groups[0]
+    group, rule = opt_d.param_groups[0], rule_of(opt_d)
     names = [n for n, _ in D.named_parameters()]
     params = {n: p.detach().requires_grad_(True) for n, p in D.named_parameters()}
     buffers = {n: b.clone() for n, b in D.named_buffers()}  # BatchNorm statistics, spectral-norm vectors
@@ -167,18 +160,7 @@ def unrolled_d(D: nn.Module, opt_d: torch.optim.Optimizer, real: Tensor, fake: T
         grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
         new_moments = []
         for n, g, (m, v, t) in zip(names, grads, moments):
-            lr = group["lr"]
-            if isinstance(opt_d, torch.optim.Adam):
-                b1, b2 = group["betas"]
-                t += 1
-                m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-                update = lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t) + 1e-16).sqrt() + group["eps"])
-            elif isinstance(opt_d, torch.optim.RMSprop):
-                a = group["alpha"]
-                v = a * v + (1 - a) * g * g
-                update = lr * g / ((v + 1e-16).sqrt() + group["eps"])
-            else:
-                update = lr * g
+            update, m, v, t = rule(group, g, m, v, t)
             params[n] = params[n] - update
             new_moments.append((m, v, t))
         moments = new_moments

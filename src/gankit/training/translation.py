@@ -13,37 +13,20 @@ constant for the first half of the epochs and linear to zero over the second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config import Config
 from ..data import to_float
-from ..data.paired import jitter, load_paired, load_unpaired
+from ..data.paired import jitter, load_translation_data
 from ..errors import GankitError
-from ..models.translation import PatchDiscriminator, ResnetTranslator, UNetGenerator
-from ..run import read_checkpoint
+from ..models.translation import TRANSLATORS, build_translators, translate_batch
 from .dist import SINGLE, Dist
+from .optimizers import make_optimizer
 from .recipe import Recipe
-from .setup import epoch_permutation, make_optimizer
-
-
-def _norm(cfg: Config) -> str:
-    return cfg.i2i.norm if cfg.i2i.norm != "auto" else ("batch" if cfg.model.name == "pix2pix" else "instance")
-
-
-def build_translators(cfg: Config, channels: int, size: int) -> dict[str, nn.Module]:
-    """The networks of a translation run, by name: pix2pix {G, D}; cyclegan {G_AB, G_BA, D_A, D_B}."""
-    m, i, norm = cfg.model, cfg.i2i, _norm(cfg)
-    if m.name == "pix2pix":
-        return {"G": UNetGenerator(channels, channels, size, m.g_width, norm, 0.5, m.dropout_at_sampling),
-                "D": PatchDiscriminator(2 * channels, m.d_width, i.patch_layers, norm)}
-    return {"G_AB": ResnetTranslator(channels, channels, m.g_width, i.res_blocks, norm),
-            "G_BA": ResnetTranslator(channels, channels, m.g_width, i.res_blocks, norm),
-            "D_A": PatchDiscriminator(channels, m.d_width, i.patch_layers, norm),
-            "D_B": PatchDiscriminator(channels, m.d_width, i.patch_layers, norm)}
+from .setup import epoch_permutation
 
 
 class ImagePool:
@@ -76,22 +59,6 @@ class ImagePool:
         self.images = list(state["images"].unbind(0)) if state.get("images") is not None else []
 
 
-def load_translation_data(cfg: Config, split: str = "train") -> tuple[Tensor, Tensor]:
-    size = cfg.data.image_size or 256
-    if cfg.model.name == "pix2pix":
-        return load_paired(cfg.data.dataset, size, cfg.data.channels, split)
-    return load_unpaired(cfg.data.dataset, size, cfg.data.channels, split)
-
-
-def translate_batch(nets: dict, cfg: Config, x: Tensor, direction: str = "AtoB") -> Tensor:
-    """Images [N,C,H,W] in [-1, 1] of domain A (AtoB) or B (BtoA), translated."""
-    if cfg.model.name == "pix2pix":
-        if direction != "AtoB":
-            raise GankitError("a Pix2Pix run translates A to B only; use --direction AtoB")
-        return nets["G"](x)
-    return nets["G_AB" if direction == "AtoB" else "G_BA"](x)
-
-
 class TranslationRecipe(Recipe):
     """What Pix2Pix and CycleGAN share: two image sets, their batches with jitter, the strips of held-out
     examples, the held-out scores for --eval-every."""
@@ -100,7 +67,8 @@ class TranslationRecipe(Recipe):
     def __init__(self, cfg: Config, dist: Dist = SINGLE):
         super().__init__(cfg, dist)
         t = cfg.train
-        A, B = load_translation_data(cfg, "train")
+        self.family = TRANSLATORS.get(cfg.model.name)
+        A, B = load_translation_data(cfg, "train", self.family.paired)
         self.A, self.B = A.to(self.device), B.to(self.device)
         self.n = self._pairs(A, B)
         if self.n < t.batch_size:
@@ -108,7 +76,7 @@ class TranslationRecipe(Recipe):
                               f"{t.batch_size}; lower --batch-size")
         self.steps_per_epoch, self.shape = self.n // t.batch_size, tuple(A.shape[1:])
         try:
-            self.test = load_translation_data(cfg, "test")
+            self.test = load_translation_data(cfg, "test", self.family.paired)
         except GankitError:
             self.test = (A[:8], B[:8])  # no held-out set: show training images in the strips
         torch.manual_seed(t.seed)
@@ -290,19 +258,8 @@ def _update(opt: torch.optim.Optimizer, loss: Tensor) -> None:
     opt.step()
 
 
+RECIPES = {"pix2pix": Pix2PixRecipe, "cyclegan": CycleGANRecipe}  # the names of models.translation.TRANSLATORS
+
+
 def translation_recipe(cfg: Config, dist: Dist = SINGLE) -> TranslationRecipe:
-    return (Pix2PixRecipe if cfg.model.name == "pix2pix" else CycleGANRecipe)(cfg, dist)
-
-
-def load_translation_run(run_dir: str | Path, checkpoint: Optional[str] = None,
-                         device: str = "cpu") -> tuple[dict, Config, dict]:
-    """The translation networks of a run (EMA weights where the run kept them), in eval mode."""
-    cfg, ckpt, _ = read_checkpoint(run_dir, checkpoint, device)
-    if not cfg.is_translation:
-        raise GankitError(f"'{run_dir}' is not an image-to-image run (pix2pix or cyclegan); use gankit sample")
-    c, s = ckpt["shape"][0], ckpt["shape"][1]
-    nets = build_translators(cfg, c, s)
-    for k, v in nets.items():
-        v.load_state_dict(ckpt.get(f"{k}_ema") or ckpt[k])
-        v.to(device).eval()
-    return nets, cfg, ckpt
+    return RECIPES[cfg.model.name](cfg, dist)

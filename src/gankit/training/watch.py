@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Optional
 
 from .. import __version__
+from ..devices import is_gpu
 from ..errors import GankitError
 from ..metrics.history import append_history, prune_history
 from ..observe.diagnostics import Diagnostics
 from ..observe.plots import write_run_plots
 from ..observe.progress import Progress
 from ..observe.tensorboard import TensorBoard
-from ..run import NoLog, StatsWriter, atomic_save, checkpoint_dir, save_checkpoint
+from ..run import NoLog, StatsWriter, atomic_save, checkpoint_dir, fingerprint, save_checkpoint
 from .recipe import Recipe
 
+DIVERGED = "diverged"  # the stop reason of a NaN or infinite loss or weight (exit code 3, rollback)
 PLOT_EVERY_S = 30.0  # least seconds between rewrites of the curves during training (always at the end)
 
 
@@ -45,7 +47,8 @@ class Position:
 def make_checkpoint(recipe: Recipe, pos: Position, best: Optional[float] = None, rngs: Optional[list] = None) -> dict:
     """Everything needed to continue exactly: the recipe's state, the position, the best metric so far and
     (under torchrun) every process's RNG."""
-    return {"format": 2, "gankit": __version__, "step": pos.step, "epoch": pos.epoch, "elapsed": pos.elapsed,
+    return {"format": 2, "gankit": __version__, "fingerprint": fingerprint(recipe.cfg), "step": pos.step,
+            "epoch": pos.epoch, "elapsed": pos.elapsed,
             "best": best, "rng_ranks": rngs, **recipe.state_dict()}
 
 
@@ -69,7 +72,7 @@ class Watch:
     def __init__(self, recipe: Recipe, run: Path, pos: Position, ckpt: Optional[dict], quiet: bool):
         cfg, t, main = recipe.cfg, recipe.cfg.train, recipe.dist.main
         self.recipe, self.run, self.main = recipe, run, main
-        self.log_every = t.log_every or (20 if recipe.device.type == "cuda" else 1)
+        self.log_every = t.log_every or (20 if is_gpu(recipe.device) else 1)
         self.budget_s = t.minutes * 60 if t.minutes else math.inf
         limits = [x for x in (t.max_steps, t.epochs * recipe.steps_per_epoch if t.epochs else None) if x]
         self.limit = min(limits) if limits else None
@@ -173,8 +176,8 @@ class Watch:
     def finish(self, pos: Position, stopped_by: Optional[str]) -> dict:
         """The last checkpoint (unless diverged), the final grid, plots and report."""
         self.progress.close()
-        if stopped_by != "diverged" and not save_if_finite(self.recipe, self.run, pos, self.best):
-            stopped_by = "diverged"
+        if stopped_by != DIVERGED and not save_if_finite(self.recipe, self.run, pos, self.best):
+            stopped_by = DIVERGED
         self.writer.close()
         if self.tb is not None:
             self.tb.close()

@@ -1,0 +1,184 @@
+"""Issue 13, "a run is never lost or mixed": locks, --out checks, a deleted run folder, a full disk, a foreign
+checkpoint, Ctrl-C during a checkpoint write, and the switches that were wrong (numbers are the issue's)."""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gankit
+from gankit.cli import main
+from gankit.errors import GankitError
+from gankit.run import RunLock, list_step_checkpoints, load_file
+from tests.conftest import tiny_config
+
+from .helpers import one_error_line
+
+
+def _toy(out: Path, steps: int = 4, **sections):
+    return tiny_config("toy", out, dataset="ring", steps=steps, **sections)
+
+
+# ------------------------------------------------------------------ 10: locks
+def test_a_second_process_training_in_the_same_run_is_refused_with_its_pid(tmp_path, capsys):
+    run = tmp_path / "run"
+    gankit.train(_toy(run), quiet=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".lock").write_text(str(holder.pid))
+        assert main(["train", "--resume", str(run), "--max-steps", "6", "--quiet"]) == 2
+        assert f"PID {holder.pid}" in one_error_line(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert load_file(list_step_checkpoints(run)[0])["step"] == 4  # the refused resume trained nothing
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path):
+    run = tmp_path / "run"
+    gankit.train(_toy(run), quiet=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run / ".lock").write_text(str(dead.pid))
+    with pytest.warns(UserWarning, match="taking over the lock"):
+        summary = gankit.resume(run, {"max_steps": 6}, quiet=True)
+    assert summary["steps"] == 6 and not (run / ".lock").exists()  # released at the end
+
+
+def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
+    with RunLock(tmp_path):
+        other = RunLock(tmp_path)
+        other.path.write_text(str(os.getppid()))  # a live process that is not us
+        with pytest.raises(GankitError, match="in use by another gankit process"):
+            RunLock(tmp_path).acquire()
+
+
+# ------------------------------------------------------------------ 11: where a run may be written
+def test_out_refuses_a_folder_of_other_files_a_file_and_system_folders(tmp_path, capsys):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("not a gankit config\n")
+    (mine / "holiday.png").write_bytes(b"precious")
+    for out, words in ((mine, "not a gankit run"), (tmp_path / "photos" / "holiday.png", "is a file"),
+                       (Path("/"), "system or home folder")):
+        assert main(["train", "--dataset", "ring", "--max-steps", "1", "--out", str(out), "--quiet"]) == 2
+        assert words in one_error_line(capsys)
+    assert (mine / "config.yaml").read_text() == "not a gankit config\n"  # nothing of the user's overwritten
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("x")
+    assert main(["train", "--dataset", "ring", "--max-steps", "1", "--out", str(other), "--quiet"]) == 2
+    assert "not a gankit run" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ 12: the run folder deleted while training
+def test_a_run_folder_deleted_while_training_stops_with_an_error(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import gankit.training.gan as gan
+
+    run = tmp_path / "run"
+    real_step = gan.GanRecipe.step
+
+    def step_then_delete(self, batch, step):
+        if step == 2:
+            shutil.rmtree(run)
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(gan.GanRecipe, "step", step_then_delete)
+    code = main(["train", "--dataset", "ring", "--set", "data.toy_size=512", "--max-steps", "50",
+                 "--out", str(run), "--quiet"])
+    assert code == 2 and "was deleted while training" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ 13: disk full
+def test_a_full_disk_is_one_line_and_the_previous_checkpoint_stays(tmp_path, monkeypatch, capsys):
+    import gankit.run as runmod
+
+    run = tmp_path / "run"
+    gankit.train(_toy(run), quiet=True)
+    before = list_step_checkpoints(run)
+    real_save = torch.save
+
+    def full(obj, f, *a, **k):
+        f.write(b"partial bytes")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runmod.torch, "save", full)
+    assert main(["train", "--resume", str(run), "--max-steps", "8", "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert "No space left on device" in line and "free" in line and "--resume" in line
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]  # no partial file left
+    assert list_step_checkpoints(run) == before and load_file(before[0])["step"] == 4
+    monkeypatch.setattr(runmod.torch, "save", real_save)  # space freed: resume works
+    assert gankit.resume(run, {"max_steps": 8}, quiet=True)["steps"] == 8
+
+
+# ------------------------------------------------------------------ 14: a checkpoint of another run
+def test_a_swapped_checkpoint_is_refused_by_sample_and_skipped_by_resume(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    gankit.train(_toy(a), quiet=True)
+    gankit.train(_toy(b, model={"g_hidden": [8, 8]}), quiet=True)
+    foreign = list_step_checkpoints(b)[0]
+    (a / "checkpoints" / "step-000099.pt").write_bytes(foreign.read_bytes())  # newest in a: b's file
+    assert main(["sample", str(a), "--out", str(tmp_path / "s.png")]) == 2
+    assert "does not belong to the run" in one_error_line(capsys)
+    with pytest.warns(UserWarning, match="not made with this run's config"):
+        summary = gankit.resume(a, {"max_steps": 6}, quiet=True)
+    assert summary["steps"] == 6  # continued from a's own step 4, not from the foreign file
+
+
+def test_an_edited_config_yaml_is_detected(tmp_path, capsys):
+    run = tmp_path / "run"
+    gankit.train(_toy(run), quiet=True)
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("latent_dim: 8", "latent_dim: 9"))
+    assert main(["eval", str(run), "--metrics", "modes", "--num", "100"]) == 2
+    assert "does not belong to the run" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ 15: Ctrl-C during a checkpoint write
+def test_ctrl_c_during_a_checkpoint_write_comes_after_the_write(tmp_path, monkeypatch):
+    import signal
+
+    from gankit.run import atomic_save
+
+    real_save = torch.save
+
+    def interrupted_save(obj, f, *a, **k):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the write
+        real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({"step": 1, "config": {}}, tmp_path / "ckpt.pt")
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 1  # complete, then interrupted
+
+
+# ------------------------------------------------------------------ 2, 4: switches that were wrong
+def test_experience_replay_keeps_the_classes_of_old_fakes():
+    from gankit.training.techniques import ReplayBuffer
+
+    buf = ReplayBuffer(size=8, ratio=0.5, shape=(2,), y_like=torch.zeros(1, dtype=torch.long))
+    buf.mix(torch.ones(4, 2), torch.full((4,), 7))
+    x, y = buf.mix(torch.zeros(4, 2), torch.full((4,), 3))
+    assert torch.equal(x[:2], torch.ones(2, 2)) and torch.equal(y[:2], torch.tensor([7, 7]))  # old fakes, old classes
+    assert torch.equal(y[2:], torch.tensor([3, 3]))
+
+
+def test_classify_works_on_a_spectrally_normalised_semi_supervised_run(tmp_path, idx_dir):
+    from PIL import Image
+
+    from gankit.metrics.classify import classify
+
+    cfg = tiny_config("ssgan", tmp_path / "run", data_dir=idx_dir, tech={"spectral_norm": True},
+                      cond={"labels_per_class": 2})
+    run = gankit.train(cfg, quiet=True)["run"]
+    Image.new("L", (28, 28), 128).save(tmp_path / "x.png")
+    rows = classify(run, [str(tmp_path / "x.png")])
+    assert rows[0]["class"] in range(10) and 0 < rows[0]["probability"] <= 1
