@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,27 @@ def from_env(device: str) -> Dist:
     return Dist(rank, world, local_rank)
 
 
+LEAVE_TIMEOUT = datetime.timedelta(minutes=10)  # the most a process waits at the end for the others
+
+
 def shutdown(d: Dist) -> None:
-    if d.active and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group, every process together.
+
+    A barrier first: rank 0 still writes samples and plots after the last collective, and a process that
+    ran straight to the end of the interpreter could abort ("terminate called without an active exception"):
+    destroy_process_group does not stop gloo's worker threads (DistributedDataParallel still holds the
+    group), and a worker still releasing the tensors of the last collective needs the GIL, which a
+    finalizing interpreter no longer hands out (the thread is unwound inside a noexcept destructor).
+    Waiting at the barrier gives those threads time to finish. When an exception is on its way out the
+    barrier is skipped: another process may be inside a collective, and torchrun stops the group anyway."""
+    if not (d.active and dist.is_initialized()):
+        return
+    if sys.exc_info()[0] is None:
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=LEAVE_TIMEOUT)  # names a process that never arrives
+            else:
+                dist.barrier(device_ids=[d.local_rank])
+        except RuntimeError as e:  # DistBackendError included: leave anyway, saying why
+            print(f"gankit: warning: process {d.rank} left without the others: {e}", file=sys.stderr)
+    dist.destroy_process_group()

@@ -66,8 +66,8 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
     t0, stopped_by = time.monotonic() - pos.elapsed, None
     with StopFlag() as stop:
         while stopped_by is None:
-            if t.epochs is not None and pos.epoch >= t.epochs:
-                stopped_by = "epochs"
+            stopped_by = watch.budget_spent(pos)  # at the start of every epoch, and of a resumed run
+            if stopped_by:
                 break
             for i in range(pos.step - pos.epoch * recipe.steps_per_epoch, recipe.steps_per_epoch):
                 recipe.set_lr_factor(recipe.lr_factor(pos))
@@ -91,19 +91,21 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
 def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     """Start a new run. Returns a summary dict with the run folder under 'run'.
     Under torchrun every process calls it; rank 0 names the folder and writes in it."""
-    d = from_env(cfg.train.device)
+    procs = from_env(cfg.train.device)
     try:
-        run = free_run_dir(cfg, d.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
-        recipe = make_recipe(cfg, d)  # data and models first: a bad dataset leaves no empty run folder behind
-        with RunLock(run) if d.main else _NoLock():
-            if d.main:
+        run = free_run_dir(cfg, procs.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
+        recipe = make_recipe(cfg, procs)  # data and models first: a bad dataset leaves no empty run folder behind
+        with RunLock(run) if procs.main else _NoLock():
+            if procs.main:
                 create_run_dir(cfg, run)
                 if not quiet:
                     print(f"run folder: {run}", file=sys.stderr)
-            d.barrier()
-            return with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, d)
+            procs.barrier()
+            summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
+        del recipe  # DDP holds the process group: let it go before the group does
+        return summary
     finally:
-        shutdown(d)
+        shutdown(procs)
 
 
 def make_recipe(cfg: Config, d: Dist = SINGLE) -> Recipe:
@@ -125,13 +127,13 @@ class _NoLock:
         pass
 
 
-def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, d: Dist = SINGLE) -> dict:
+def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, procs: Dist = SINGLE) -> dict:
     """diagnose.on_divergence = rollback: reload the newest good checkpoint with the learning rates halved
     again at each rollback (x0.5, x0.25, ...)."""
     for _ in range(cfg.diagnose.max_rollbacks if cfg.diagnose.on_divergence == "rollback" else 0):
         if summary["stopped_by"] != DIVERGED:
             break
-        if d.active:
+        if procs.active:
             print("gankit: warning: rollback after a divergence is not offered under torchrun; stopped",
                   file=sys.stderr)
             break
@@ -155,9 +157,9 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
     machine options (threads, device, log_every, tensorboard) may change."""
     run = Path(run_dir)
     cfg = read_config(run)
-    d = from_env(cfg.train.device)
+    procs = from_env(cfg.train.device)
     try:
-        with RunLock(run) if d.main else _NoLock():
+        with RunLock(run) if procs.main else _NoLock():
             ckpt, _ = load_latest(run, map_location="cpu", expected=fingerprint(cfg))
             if ckpt is None and list_step_checkpoints(run):
                 raise GankitError(f"no checkpoint in '{run}' matches its config.yaml (edited, or files from another "
@@ -165,14 +167,16 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
             changes = _resume_changes(cfg, train_overrides or {}, ckpt)
             if changes:
                 merge(cfg, {"train": changes})
-            recipe = make_recipe(cfg, d)
-            d.barrier()  # every process has read config.yaml before rank 0 rewrites it
-            if changes and d.main:
+            recipe = make_recipe(cfg, procs)
+            procs.barrier()  # every process has read config.yaml before rank 0 rewrites it
+            if changes and procs.main:
                 save_config(cfg, run / "config.yaml")
             ckpt, _ = load_latest(run, map_location=recipe.device, expected=fingerprint(cfg))
-            return with_rollback(cfg, run, run_loop(recipe, run, ckpt, quiet=quiet), quiet, d)
+            summary = with_rollback(cfg, run, run_loop(recipe, run, ckpt, quiet=quiet), quiet, procs)
+        del recipe  # DDP holds the process group: let it go before the group does
+        return summary
     finally:
-        shutdown(d)
+        shutdown(procs)
 
 
 def _resume_changes(cfg: Config, overrides: dict, ckpt: Optional[dict]) -> dict:
