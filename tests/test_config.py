@@ -1,7 +1,15 @@
 import pytest
 import yaml
 
-from gankit.config import Config, build_config, config_from_dict, default_preset_for, parse_override, preset_names
+from gankit.config import (
+    TRANSLATION_MODELS,
+    Config,
+    build_config,
+    config_from_dict,
+    default_preset_for,
+    parse_override,
+    preset_names,
+)
 from gankit.errors import GankitError
 
 
@@ -18,7 +26,7 @@ def test_toy_datasets_default_to_the_toy_preset():
 
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_validates(name):
-    image_to_image = name in ("pix2pix", "cyclegan")  # these translate a folder the user gives
+    image_to_image = name in TRANSLATION_MODELS  # these translate a folder the user gives
     cfg = build_config(name, overrides=[{"data": {"dataset": "some/folder"}}] if image_to_image else None)
     assert cfg.preset == name
 

@@ -76,3 +76,67 @@ def test_an_ensemble_of_seeds_samples_as_a_mixture(tmp_path):
     assert main(["sample", *runs, "--num", "10", "--out", str(tmp_path / "m.png")]) == 0
     assert torch.equal(torch.from_numpy(mix), torch.from_numpy(np.load(gankit.sample(runs, 400, tmp_path / "again.npz",
                                                                                     seed=3))["samples"]))
+
+
+# ---------------------------------------------------------------- bounds: --num, PNG size, memory, devices
+def test_num_is_bounded(image_run, tmp_path, capsys):
+    from gankit.cli import main
+
+    from .faults.helpers import one_error_line
+
+    for num, why in (("0", "--num must be positive, got 0"), ("-4", "--num must be positive, got -4"),
+                     ("1000001", "over the limit of 1,000,000 samples")):
+        assert main(["sample", str(image_run), "--num", num, "--out", str(tmp_path / "x.npz")]) == 2
+        assert why in one_error_line(capsys)
+    assert main(["sample", str(image_run), "--num", "1025", "--out", str(tmp_path / "x.png")]) == 2
+    line = one_error_line(capsys)
+    assert "at most 1,024" in line and "--out x.npz" in line
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "x.npz").exists()
+
+
+def test_npz_is_written_chunk_by_chunk_and_holds_generates_samples(image_run, tmp_path, monkeypatch):
+    from gankit import sampling
+
+    written = []
+    as_array = sampling._as_array
+    monkeypatch.setattr(sampling, "_as_array", lambda x: written.append(len(x)) or as_array(x))
+    out = gankit.sample(image_run, 1203, tmp_path / "big.npz", seed=5)
+    assert written == [500, 500, 203]  # never more than one chunk in memory
+    G, cfg, _ = gankit.load_generator(image_run)
+    expected = sampling.to_uint8(gankit.generate(G, cfg, 1203, seed=5)).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(np.load(out)["images"], expected)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_generate_leaves_the_global_rng_alone_and_repeats(image_run):
+    import torch
+
+    G, cfg, _ = gankit.load_generator(image_run)
+    torch.manual_seed(123)
+    a = gankit.generate(G, cfg, 700, seed=2)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), after)  # generate drew nothing from the caller's RNG
+    assert torch.equal(gankit.generate(G, cfg, 700, seed=2, batch_size=128), a)
+
+
+def test_a_missing_gpu_is_named_not_blamed_on_the_checkpoint(image_run, tmp_path, monkeypatch, capsys):
+    """--device cuda on a machine without CUDA used to read 'checkpoint ... is damaged'."""
+    from gankit import devices
+    from gankit.cli import main
+
+    from .faults.helpers import one_error_line
+
+    monkeypatch.setitem(devices.AVAILABLE, "cuda", lambda: False)
+    for cmd in (["sample", str(image_run), "--out", str(tmp_path / "x.npz")], ["eval", str(image_run)],
+                ["classify", str(image_run), str(tmp_path / "a.png")]):
+        assert main([*cmd, "--device", "cuda"]) == 2
+        line = one_error_line(capsys)
+        assert "CUDA GPU is not available" in line and "damaged" not in line
+    assert main(["sample", str(image_run), "--out", str(tmp_path / "x.npz"), "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in one_error_line(capsys)
+
+
+def test_class_and_vary_take_one_run(image_run, tmp_path):
+    with pytest.raises(GankitError, match="take one run folder"):
+        gankit.sample([image_run, image_run], 4, tmp_path / "x.png", klass="1")

@@ -12,6 +12,7 @@ _API = {
     "Config": "config", "build_config": "config", "preset_names": "config",
     "train": "training", "resume": "training",
     "sample": "sampling", "generate": "sampling", "load_generator": "sampling",
+    "evaluate": "metrics.api", "METRICS": "metrics.catalog",
     "MODELS": "models", "GENERATORS": "models", "DISCRIMINATORS": "models", "build_models": "models",
     "OBJECTIVES": "losses",
 }

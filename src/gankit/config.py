@@ -1,34 +1,44 @@
-"""Typed configuration: dataclasses, shipped YAML presets, dotted overrides and validation.
+"""Typed configuration: the dataclasses of every section, each field with its default and its help.
 
+A field whose metadata names a `flag` is a `gankit train` option: gankit.cli_train builds the parser from
+these fields (train_flags), so each option is declared here and nowhere else. Checking lives in
+config_check, presets and YAML files in config_io; all of it is importable from here.
 Order of precedence (last wins): dataclass defaults < preset < --config FILE < command-line flags.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
-import yaml
+from .config_check import NAMED_DATASETS, TOY_DATASETS, TRANSLATION_MODELS, merge, sections, validate
+from .config_io import default_preset_for, load_preset, load_yaml, parse_override, preset_names, save_config
 
-from . import safeyaml
-from .errors import GankitError
+__all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig", "TechConfig",
+           "CondConfig", "I2IConfig", "DiagnoseConfig", "Flag", "train_flags", "build_config", "config_from_dict",
+           "merge", "validate", "sections", "load_yaml", "parse_override", "save_config", "preset_names",
+           "load_preset", "default_preset_for", "TOY_DATASETS", "NAMED_DATASETS", "TRANSLATION_MODELS"]
 
-TOY_DATASETS = ("ring", "grid")
-NAMED_DATASETS = ("fashion-mnist", "mnist", "cifar10") + TOY_DATASETS
-TRANSLATION_MODELS = ("pix2pix", "cyclegan")
+
+def opt(default: Any, text: str, flag: str = "", **cli: str) -> Any:
+    """A field with its one-line help; a `flag` makes it a `gankit train` option. cli: metavar, group (of
+    --help; default by section), exclusive (flags sharing that name exclude each other)."""
+    return field(default=default, metadata={"help": text, "flag": flag, **cli})
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | ring | grid | PATH to an image folder
-    data_dir: Optional[str] = None  # where to look for dataset files first (else $GANKIT_DATA, system dirs)
-    image_size: Optional[int] = None  # resize to this many pixels; None = the dataset's own size (folders: 64)
-    channels: Optional[int] = None  # 1 (grayscale) or 3 (RGB); None = the dataset's own
-    limit: Optional[int] = None  # use only the first N examples (quick experiments, tests)
+    dataset: str = opt("fashion-mnist", "%(datasets)s, or PATH to an image folder", "--dataset",
+                       metavar="NAME|PATH")
+    data_dir: Optional[str] = opt(None, "where to look for dataset files first (else $GANKIT_DATA, system dirs)",
+                                  "--data-dir")
+    image_size: Optional[int] = opt(None, "resize images to this many pixels (default: the dataset's own size; "
+                                    "folders: 64)", "--image-size")
+    channels: Optional[Literal[1, 3]] = opt(None, "1 (grayscale) or 3 (RGB) (default: the dataset's own)",
+                                            "--channels")
+    limit: Optional[int] = opt(None, "use only the first N examples (quick experiments, tests)", "--limit",
+                               metavar="N")
     toy_size: int = 100_000  # number of points drawn once for ring/grid (one epoch)
     download: bool = True  # allow torchvision to download when no local copy is found
     workers: int = 0  # image folders: processes decoding and resizing the images (0 = in this process)
@@ -36,11 +46,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "dcgan"  # a pair of G and D from the model registry (gankit.models.MODELS)
+    name: str = opt("dcgan", "a (G, D) pair from the model registry: %(models)s; image-to-image: %(i2i)s",
+                    "--model", metavar="NAME")
     g: Optional[str] = None  # override the generator of the pair
     d: Optional[str] = None  # override the discriminator of the pair
-    latent_dim: int = 100  # size of z
-    latent_dist: Literal["normal", "uniform"] = "normal"  # z ~ N(0, I) or U(-1, 1)
+    latent_dim: int = opt(100, "size of z", "--latent-dim")
+    latent_dist: Literal["normal", "uniform"] = opt("normal", "z ~ N(0, I) or U(-1, 1)", "--latent-dist")
     g_width: int = 64  # conv nets: channels of G's last hidden layer (doubling towards the seed map)
     d_width: int = 64  # conv nets: channels of D's first layer (doubling with depth)
     g_hidden: list = field(default_factory=lambda: [128, 256, 512, 1024])  # MLP G hidden sizes
@@ -58,69 +69,80 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: Literal["minimax", "nonsat", "lsgan", "wgan", "wgan-gp", "hinge"] = "nonsat"
+    name: Literal["minimax", "nonsat", "lsgan", "wgan", "wgan-gp", "hinge", "rpgan"] = opt(
+        "nonsat", "the adversarial objective, from the loss registry: %(losses)s", "--loss", metavar="NAME")
     gp_lambda: float = 10.0  # wgan-gp: weight of the gradient penalty
     clip: float = 0.01  # wgan: D weights are clipped to [-clip, clip] after each D step
 
 
 @dataclass
 class OptimConfig:
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    lr_g: float = 2e-4  # generator learning rate
-    lr_d: float = 2e-4  # discriminator learning rate (TTUR: set it apart from lr_g)
-    beta1: float = 0.5  # Adam beta1 (0.5 as in DCGAN)
-    beta2: float = 0.999  # Adam beta2
+    optimizer: Literal["adam", "rmsprop", "sgd"] = opt("adam", "optimizer of both networks", "--optimizer")
+    lr_g: float = opt(2e-4, "generator learning rate", "--lr-g")
+    lr_d: float = opt(2e-4, "discriminator learning rate (TTUR: set it apart from lr_g)", "--lr-d")
+    beta1: float = opt(0.5, "Adam beta1 (0.5 as in DCGAN)", "--beta1")
+    beta2: float = opt(0.999, "Adam beta2", "--beta2")
     momentum: float = 0.0  # SGD / RMSprop momentum
-    n_critic: int = 1  # D steps per G step; 5 for WGAN and WGAN-GP
+    n_critic: int = opt(1, "D steps per G step; 5 for WGAN and WGAN-GP", "--n-critic")
     impl: Literal["auto", "foreach", "fused", "loop"] = "auto"  # optimizer kernels; auto: fused on CUDA,
     #                                                             foreach (one kernel per step) elsewhere
 
 
 @dataclass
 class TrainConfig:
-    epochs: Optional[int] = 5  # stop after this many epochs (None: only --minutes / max_steps)
-    minutes: Optional[float] = None  # wall-clock training budget; stops at whichever comes first
-    max_steps: Optional[int] = None  # stop after this many steps (a step = one batch: one D update;
-    #                                  G is updated every n_critic steps)
-    batch_size: int = 64
-    seed: int = 0
-    out: Optional[str] = None  # run folder; default runs/<preset>-<dataset>-<time>
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
-    checkpoint_every: int = 500  # steps (batches) between checkpoints; also one at the end and on Ctrl-C
-    keep_checkpoints: int = 3  # how many step checkpoints to keep
+    epochs: Optional[int] = opt(5, "stop after E epochs (null: only minutes / max_steps); on --resume the "
+                                "run's total", "--epochs", metavar="E", exclusive="budget")
+    minutes: Optional[float] = opt(None, "wall-clock budget in minutes (the first stopping rule reached stops); "
+                                   "on --resume M more minutes", "--minutes", metavar="M", exclusive="budget")
+    max_steps: Optional[int] = opt(None, "stop after this many steps (a step = one batch: one D update; G is "
+                                   "updated every n_critic steps); on --resume the run's total", "--max-steps")
+    batch_size: int = opt(64, "examples per step (under torchrun: the global batch)", "--batch-size")
+    seed: int = opt(0, "seed of the weights, data order, latent codes and sample grid", "--seed")
+    out: Optional[str] = opt(None, "run folder (default runs/<preset>-<dataset>-<time>)", "--out",
+                             metavar="RUN_DIR")
+    device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", "auto: cuda, then mps, then cpu", "--device")
+    checkpoint_every: int = opt(500, "steps between checkpoints; also one at the end and on Ctrl-C",
+                                "--checkpoint-every")
+    keep_checkpoints: int = opt(3, "how many step checkpoints to keep", "--keep-checkpoints")
     log_every: Optional[int] = None  # steps between rows of log.jsonl (None: 1 on CPU, 20 on a GPU, where
     #                                   reading the values is the only host-device synchronisation)
     num_samples: int = 64  # size of the fixed-z sample grid written every epoch
-    threads: Optional[int] = None  # torch CPU threads (None: PyTorch's default)
-    tensorboard: bool = False  # also log scalars and sample grids to RUN_DIR/tensorboard
+    threads: Optional[int] = opt(None, "CPU threads for PyTorch (default: PyTorch's)", "--threads")
+    tensorboard: bool = opt(False, "also log scalars and sample grids to RUN_DIR/tensorboard", "--tensorboard")
     ema_decay: Optional[float] = None  # keep an EMA of G's weights (e.g. 0.999) for sampling and eval
-    eval_every: Optional[int] = None  # epochs between evaluations during training (None: never)
-    eval_metric: Literal["fid", "kid", "is", "modes"] = "fid"  # ring/grid always use modes
+    eval_every: Optional[int] = opt(None, "evaluate every N epochs while training (default never); keeps "
+                                    "checkpoints/best.pt", "--eval-every", metavar="N")
+    eval_metric: Literal["fid", "kid", "is", "modes"] = opt("fid", "metric of those evaluations (ring/grid: "
+                                                            "always modes)", "--eval-metric")
     eval_num: int = 2000  # generated samples per evaluation during training
     eval_features: Literal["auto", "inception", "judge"] = "auto"  # auto: judge for (fashion-)mnist
-    amp: Literal["off", "bf16", "fp16"] = "off"  # mixed precision (autocast; fp16 adds gradient scaling)
-    compile: bool = False  # torch.compile G and D (D stays eager under double backward: GP, R1, unrolled)
-    channels_last: bool = False  # NHWC memory layout for conv models
+    amp: Literal["off", "bf16", "fp16"] = opt("off", "mixed precision on CUDA (autocast; fp16 adds gradient "
+                                              "scaling)", "--amp", group="speed")
+    compile: bool = opt(False, "torch.compile G and D, after minutes of compiling (D stays eager under double "
+                        "backward: GP, R1, unrolled)", "--compile", group="speed")
+    channels_last: bool = opt(False, "NHWC memory layout for conv models", "--channels-last", group="speed")
     sync_batchnorm: bool = False  # torchrun on GPUs: BatchNorm statistics over the whole global batch
 
 
 @dataclass
 class TechConfig:
-    label_smoothing: float = 1.0  # one-sided: D's target for real data (0.9 in Salimans et al.); 1.0 = off
-    label_flip: float = 0.0  # probability of swapping each of D's real/fake labels
-    instance_noise: float = 0.0  # std of Gaussian noise added to every D input at step 0 (annealed)
-    instance_noise_steps: int = 5000  # the noise falls linearly to 0 over this many steps
-    spectral_norm: bool = False  # spectral normalization of every conv/linear layer of D (Miyato et al.)
-    r1_gamma: float = 0.0  # R1 penalty (gamma/2) E||grad D(x_real)||^2; 0 = off
-    g_gate: Optional[float] = None  # skip G's update while D's gap mean D(x) - mean D(G(z)) exceeds this
-    g_gate_max_skips: int = 5  # ... but for at most this many G updates in a row (a frozen G never catches up)
-    pack: int = 1  # PacGAN: D judges `pack` samples at once, concatenated along channels (1 = off)
-    feature_matching: Literal["off", "only", "add"] = "off"  # G matches D's mean features on real data
-    replay_size: int = 0  # experience replay: a buffer of this many old fakes shown to D again (0 = off)
-    replay_ratio: float = 0.5  # share of each fake batch drawn from the replay buffer
-    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2 for both networks
-    unrolled_steps: int = 0  # unrolled GAN (Metz et al. 2017): G's loss through D after K more D updates
-    diffaugment: str = ""  # DiffAugment policy applied to every D input: comma list of translation,cutout,color
+    """Technique switches (`gankit list` shows them with their help and default)."""
+    label_smoothing: float = opt(1.0, "one-sided: D's target for real data (0.9 in Salimans et al.); 1.0 = off")
+    label_flip: float = opt(0.0, "probability of swapping each of D's real/fake labels")
+    instance_noise: float = opt(0.0, "std of Gaussian noise added to every D input at step 0 (annealed)")
+    instance_noise_steps: int = opt(5000, "the noise falls linearly to 0 over this many steps")
+    spectral_norm: bool = opt(False, "spectral normalization of every conv/linear layer of D (Miyato et al.)")
+    r1_gamma: float = opt(0.0, "R1 penalty (gamma/2) E||grad D(x_real)||^2; 0 = off")
+    r2_gamma: float = opt(0.0, "R2 penalty (gamma/2) E||grad D(G(z))||^2 on the fakes (R3GAN uses R1 + R2); 0 = off")
+    g_gate: Optional[float] = opt(None, "skip G's update while D's gap mean D(x) - mean D(G(z)) exceeds this")
+    g_gate_max_skips: int = opt(5, "... but for at most this many G updates in a row (a frozen G never catches up)")
+    pack: int = opt(1, "PacGAN: D judges `pack` samples at once, concatenated along channels (1 = off)")
+    feature_matching: Literal["off", "only", "add"] = opt("off", "G matches D's mean features on real data")
+    replay_size: int = opt(0, "experience replay: a buffer of this many old fakes shown to D again (0 = off)")
+    replay_ratio: float = opt(0.5, "share of each fake batch drawn from the replay buffer")
+    historical_averaging: float = opt(0.0, "weight of ||theta - mean of past theta||^2 for both networks")
+    unrolled_steps: int = opt(0, "unrolled GAN (Metz et al. 2017): G's loss through D after K more D updates")
+    diffaugment: str = opt("", "DiffAugment policy applied to every D input: comma list of translation,cutout,color")
 
 
 @dataclass
@@ -136,7 +158,8 @@ class CondConfig:
     cat_codes: list = field(default_factory=lambda: [10])  # infogan: categories of each categorical code
     cont_codes: int = 2  # infogan: continuous codes, U(-1, 1)
     info_weight: float = 1.0  # infogan: weight of the mutual-information loss (lambda)
-    labels_per_class: Optional[int] = 100  # ssgan: labelled training examples per class (null: all)
+    labels_per_class: Optional[int] = opt(100, "semi-supervised GAN (--preset ssgan): labelled training "
+                                          "examples per class (null: all)", "--labels-per-class", metavar="N")
     supervised_only: bool = False  # ssgan baseline: D's classifier on the labelled examples alone, no GAN
 
 
@@ -162,10 +185,13 @@ class DiagnoseConfig:
     d_fake_floor: float = 0.02  # BCE losses: mean D(G(z)) below this over the window -> D overpowers G
     grad_g_floor: float = 1e-5  # G's gradient norm below this over the window -> vanishing gradient
     collapse_ratio: float = 0.3  # fixed-z sample diversity / real diversity below this -> mode collapse
+    collapse_warmup: int = 300  # no mode-collapse check before this step (early grids are noise, not collapse)
+    loss_g_ceiling: float = 1e6  # |G loss| above this: D saturated by far too high learning rates
     collapse_modes: float = 0.5  # ring/grid: share of modes captured by fixed-z samples below this -> collapse
     plateau_evals: int = 3  # evaluations without a new best that count as "no progress"
     oscillation_cv: float = 0.25  # G loss std / |mean| over the window above this counts as cycling
-    strict: bool = False  # stop at the first warning with exit code 4 (for automation)
+    strict: bool = opt(False, "stop with exit code 4 at the first diagnostic warning (for automation)",
+                       "--strict")
     on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload the last good checkpoint, halve lrs
     max_rollbacks: int = 3  # give up (and stop) after this many rollbacks
 
@@ -195,235 +221,39 @@ class Config:
         return self.model.name in TRANSLATION_MODELS
 
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "preset"}
-_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
-                    "optim": OptimConfig, "train": TrainConfig, "diagnose": DiagnoseConfig,
-                    "tech": TechConfig, "cond": CondConfig, "i2i": I2IConfig}
+# ---------------------------------------------------------------- the command-line view
+@dataclass(frozen=True)
+class Flag:
+    """A `gankit train` option, read from a config field's metadata."""
+    key: str  # dotted config key, e.g. optim.lr_g
+    flag: str  # e.g. --lr-g
+    help: str
+    type: type  # int, float or str; bool: a switch that sets True
+    choices: tuple  # the values of a Literal type, else ()
+    meta: Mapping  # the field's metadata: metavar, group, exclusive
 
 
-# ---------------------------------------------------------------- presets
-def preset_names() -> list[str]:
-    files = resources.files("gankit.presets").iterdir()
-    return sorted(p.name[:-5] for p in files if p.name.endswith(".yaml"))
-
-
-def load_preset(name: str) -> dict:
-    if name not in preset_names():
-        raise GankitError(f"unknown preset '{name}'; available: {', '.join(preset_names())}")
-    text = resources.files("gankit.presets").joinpath(f"{name}.yaml").read_text()
-    return yaml.safe_load(text) or {}
-
-
-def default_preset_for(dataset: Optional[str]) -> str:
-    """`gankit train` with no --preset: the toy preset for 2-D data, else DCGAN."""
-    return "toy" if dataset in TOY_DATASETS else "dcgan"
-
-
-# ---------------------------------------------------------------- building and validation
-def _check_value(key: str, value: Any, tp: Any) -> Any:
-    """Check (and lightly coerce) one value against its annotated type; raise a one-line error."""
+def _plain(tp: Any) -> tuple[type, tuple]:
+    """Optional[X] -> X; Literal[a, b] -> (type of a, (a, b)); X -> (X, ())."""
+    args = tuple(a for a in typing.get_args(tp) if a is not type(None))
     origin = typing.get_origin(tp)
-    if origin is Union:  # Optional[X]
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _check_value(key, value, args[0])
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise GankitError(f"bad value {value!r} for '{key}'; allowed: {', '.join(map(str, choices))}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise GankitError(f"bad value {value!r} for '{key}'; expected true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise GankitError(f"bad value {value!r} for '{key}'; expected a whole number")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads '1e-4' as text
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GankitError(f"bad value {value!r} for '{key}'; expected a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise GankitError(f"bad value {value!r} for '{key}'; expected text")
-        return str(value)
-    if tp is list:
-        if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
-            raise GankitError(f"bad value {value!r} for '{key}'; expected a list of positive whole numbers")
-        return list(value)
-    return value
+    if origin is Union:
+        return _plain(args[0])
+    return (type(args[0]), args) if origin is Literal else (tp, ())
 
 
-def _merge_section(obj: Any, section: str, values: dict) -> None:
-    hints = typing.get_type_hints(type(obj))
-    for key, value in values.items():
-        if key not in hints:
-            raise GankitError(f"unknown config key '{section}.{key}'; valid keys in '{section}': "
-                              f"{', '.join(hints)}")
-        setattr(obj, key, _check_value(f"{section}.{key}", value, hints[key]))
+def train_flags() -> list[Flag]:
+    """Every config field with a command-line flag, section by section."""
+    flags = []
+    for section, cls in typing.get_type_hints(Config).items():
+        if dataclasses.is_dataclass(cls):
+            hints = typing.get_type_hints(cls)
+            flags += [Flag(f"{section}.{f.name}", f.metadata["flag"], f.metadata["help"], *_plain(hints[f.name]),
+                           f.metadata) for f in dataclasses.fields(cls) if f.metadata.get("flag")]
+    return flags
 
 
-def merge(cfg: Config, values: dict) -> Config:
-    """Merge a nested dict (from YAML or overrides) into cfg, validating every key and value."""
-    if not isinstance(values, dict):
-        raise GankitError("a config must be a mapping of sections (data, model, loss, optim, train, diagnose, tech)")
-    for section, sub in values.items():
-        if section == "preset":
-            cfg.preset = sub
-            continue
-        if section not in _SECTION_CLASSES:
-            raise GankitError(f"unknown config section '{section}'; valid: preset, {', '.join(_SECTION_CLASSES)}")
-        if not isinstance(sub, dict):
-            raise GankitError(f"config section '{section}' must be a mapping of keys to values")
-        _merge_section(getattr(cfg, section), section, sub)
-    return cfg
-
-
-MAX_CONFIG_BYTES = 1 << 20
-
-
-def parse_override(text: str) -> dict:
-    """'model.g_width=32' -> {'model': {'g_width': 32}} (the value is parsed as YAML; numbers like
-    1e-4, which YAML 1.1 reads as text, become floats when the key expects one)."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise GankitError(f"bad override '{text}'; expected SECTION.KEY=VALUE, e.g. optim.lr_g=1e-4")
-    key, raw = text.split("=", 1)
-    section, name = key.split(".", 1)
-    try:
-        value = safeyaml.load(raw)
-    except safeyaml.YAMLLimit as e:
-        raise GankitError(f"override '{key}' refused: {e}; give a plain value") from None
-    except yaml.YAMLError:
-        value = raw
-    return {section: {name: value}}
-
-
-def load_yaml(path: str | Path) -> dict:
-    """A config file (or a run's config.yaml): at most 1 MB of UTF-8 YAML, without alias bombs."""
-    p = Path(path)
-    if not p.is_file():
-        raise GankitError(f"config file '{p}' not found; give the path of a YAML file")
-    if p.stat().st_size > MAX_CONFIG_BYTES:
-        raise GankitError(f"config file '{p}' is {p.stat().st_size} bytes, over the 1 MB limit for a config; "
-                          "give a config file, not data")
-    try:
-        data = safeyaml.load(p.read_bytes().decode("utf-8")) or {}
-    except UnicodeDecodeError as e:
-        raise GankitError(f"config file '{p}' is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-    except safeyaml.YAMLLimit as e:
-        raise GankitError(f"config file '{p}' refused: {e}; write the values out plainly") from None
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0]
-        raise GankitError(f"config file '{p}' is not valid YAML ({first}); fix the file") from None
-    return data
-
-
-_INF = float("inf")
-# (low, high, ends, keys): every value set (each item of a list) must lie in this interval; ends "[]",
-# "[)", "(]" or "()" say which bounds are allowed. The upper bounds keep typos from exhausting memory.
-_BOUNDS = [
-    (1, 1_000_000, "[]", "train.batch_size train.num_samples model.virtual_batch_size diagnose.window"),
-    (2, 1_000_000, "[]", "train.eval_num"),
-    (1, 100_000, "[]", "model.latent_dim"),
-    (1, 4096, "[]", "model.g_width model.d_width model.g_hidden model.d_hidden model.attention_hidden"),
-    (0, 4096, "[]", "model.minibatch_discrimination"),
-    (1, 10_000_000, "[]", "data.toy_size"),
-    (8, 4096, "[]", "data.image_size"),
-    (0, 2**63, "[)", "train.seed"),
-    (1, _INF, "[]", ("train.epochs train.max_steps train.checkpoint_every train.keep_checkpoints train.threads "
-                     "train.eval_every train.log_every data.limit optim.n_critic tech.pack i2i.patch_layers "
-                     "cond.labels_per_class diagnose.plateau_evals")),
-    (0, _INF, "[]", ("data.workers tech.instance_noise tech.replay_size tech.historical_averaging "
-                     "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks")),
-    (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes"),
-    (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout"),
-    (0, 1, "()", "train.ema_decay"),
-    (0, 1, "(]", "tech.label_smoothing"),
-    (0, 0.5, "[)", "tech.label_flip"),
-    (0, 1, "[]", "tech.replay_ratio"),
-]
-
-
-def _bound_text(low: float, high: float, ends: str) -> str:
-    """'positive', '>= 0 and < 1', ... for an error message."""
-    text = "positive" if (low, ends[0]) in ((1, "["), (0, "(")) else f"{'>=' if ends[0] == '[' else '>'} {low}"
-    return text if high == _INF else f"{text} and {'<=' if ends[1] == ']' else '<'} {high}"
-
-
-def _check_bounds(cfg: Config) -> None:
-    """Every number finite, and within its range from _BOUNDS."""
-    for section in _SECTION_CLASSES:
-        for key, v in dataclasses.asdict(getattr(cfg, section)).items():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise GankitError(f"bad value {v!r} for '{section}.{key}'; it must be a finite number")
-    for low, high, ends, keys in _BOUNDS:
-        for key in keys.split():
-            section, name = key.split(".")
-            value = getattr(getattr(cfg, section), name)
-            for v in value if isinstance(value, list) else [value]:
-                ok = v is None or ((v >= low if ends[0] == "[" else v > low)
-                                   and (v <= high if ends[1] == "]" else v < high))
-                if not ok:
-                    raise GankitError(f"bad value {v!r} for '{key}'; it must be {_bound_text(low, high, ends)}")
-
-
-def _check_training(cfg: Config) -> None:
-    t, d, tc = cfg.train, cfg.data, cfg.tech
-    if t.epochs is None and t.minutes is None and t.max_steps is None:
-        raise GankitError("no stopping rule: set train.epochs, train.minutes or train.max_steps")
-    if d.channels not in (None, 1, 3):
-        raise GankitError(f"bad value {d.channels!r} for 'data.channels'; allowed: 1, 3 (or null)")
-    if (tc.label_smoothing < 1.0 or tc.label_flip > 0) and cfg.loss.name not in ("minimax", "nonsat"):
-        raise GankitError(f"label smoothing and flipping need a BCE loss (minimax or nonsat), not "
-                          f"'{cfg.loss.name}'; use --loss nonsat or turn them off")
-    bad = [p for p in tc.diffaugment.split(",") if p and p not in ("translation", "cutout", "color")]
-    if bad:
-        raise GankitError(f"unknown DiffAugment policy '{bad[0]}' in tech.diffaugment; allowed: "
-                          "translation, cutout, color (comma-separated)")
-    if tc.diffaugment and cfg.is_toy:
-        raise GankitError("tech.diffaugment works on images; turn it off for ring and grid")
-    if t.batch_size % tc.pack:
-        raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
-    m = cfg.model
-    if cfg.is_translation and d.dataset in NAMED_DATASETS:
-        raise GankitError(f"{m.name} translates images between two domains: give --dataset PATH to "
-                          f"{'paired A|B images' if m.name == 'pix2pix' else 'trainA/ and trainB/ folders'} "
-                          f"(an offline demo: gankit demo {'edges2fashion' if m.name == 'pix2pix' else 'tops2trousers'} DIR)")
-
-
-def _check_conditioning(cfg: Config) -> None:
-    c, tc = cfg.cond, cfg.tech
-    if c.mode == "none":
-        return
-    if tc.pack > 1 or tc.unrolled_steps or cfg.model.virtual_batchnorm:
-        raise GankitError(f"cond.mode={c.mode} does not combine with tech.pack, tech.unrolled_steps or "
-                          "model.virtual_batchnorm; turn those off")
-    if c.mode == "cgan" and c.d == "concat" and tc.feature_matching != "off":
-        raise GankitError("feature matching needs D's features without the label: use cond.d=projection")
-    if c.mode == "infogan" and (not all(isinstance(k, int) and k > 1 for k in c.cat_codes) or c.cont_codes < 0
-                                or not (c.cat_codes or c.cont_codes)):
-        raise GankitError("cond.cat_codes must list category counts > 1 and cond.cont_codes be >= 0, "
-                          "with at least one code")
-    if c.mode == "ssgan" and cfg.loss.name not in ("minimax", "nonsat"):
-        raise GankitError(f"the semi-supervised GAN's K+1 classifier needs a BCE loss (nonsat), not "
-                          f"'{cfg.loss.name}'")
-
-
-def validate(cfg: Config) -> Config:
-    """Ranges (_BOUNDS, finite numbers) and the cross-field checks that types alone cannot express."""
-    _check_bounds(cfg)
-    _check_training(cfg)
-    _check_conditioning(cfg)
-    return cfg
-
-
+# ---------------------------------------------------------------- building
 def build_config(preset: Optional[str] = None, config_file: Optional[str] = None,
                  overrides: Optional[list[dict]] = None) -> Config:
     """Resolve a Config from a preset name, a YAML file and override dicts (in that order)."""
@@ -447,7 +277,3 @@ def build_config(preset: Optional[str] = None, config_file: Optional[str] = None
 def config_from_dict(values: dict) -> Config:
     """Rebuild a Config from a saved (resolved) dict, e.g. a run's config.yaml."""
     return validate(merge(Config(), values))
-
-
-def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -182,3 +182,11 @@ def test_classify_works_on_a_spectrally_normalised_semi_supervised_run(tmp_path,
     Image.new("L", (28, 28), 128).save(tmp_path / "x.png")
     rows = classify(run, [str(tmp_path / "x.png")])
     assert rows[0]["class"] in range(10) and 0 < rows[0]["probability"] <= 1
+
+
+def test_resuming_a_finished_run_without_more_budget_trains_nothing(tmp_path):
+    run = tmp_path / "run"
+    gankit.train(_toy(run), quiet=True)
+    summary = gankit.resume(run, {}, quiet=True)
+    assert summary["steps"] == 4 and summary["stopped_by"] == "max_steps"
+    assert load_file(list_step_checkpoints(run)[0])["step"] == 4

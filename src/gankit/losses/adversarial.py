@@ -68,6 +68,18 @@ def hinge_d(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
 
 
+# --- relativistic pairing (Jolicoeur-Martineau 2019; the loss of R3GAN, Huang et al. 2024): each fake is judged
+# against the real example it is paired with
+def rpgan_d(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """softplus(-(D(x) - D(G(z)))) over the pairs. The pair is one term: it is logged as the real part."""
+    return F.softplus(fake - real).mean(), real.new_zeros(())
+
+
+def rpgan_g(fake: Tensor, real: Tensor) -> Tensor:
+    """softplus(-(D(G(z)) - D(x))): G needs the real batch's logits too."""
+    return F.softplus(real - fake).mean()
+
+
 @dataclass(frozen=True)
 class Objective:
     """How D and G are scored, and what the loop must add around the D step."""
@@ -76,6 +88,7 @@ class Objective:
     probabilities: bool  # D's outputs are logits of a probability (log sigmoid(x) as D(x))
     clip_weights: bool = False  # WGAN: clip D's weights after each D step
     gradient_penalty: bool = False  # WGAN-GP: penalise ||grad D|| away from 1 on interpolates
+    paired: bool = False  # G's loss takes the real batch's logits too: g(fake, real)
 
 
 def objective_of(name: str, label_smoothing: float = 1.0, label_flip: float = 0.0) -> Objective:
@@ -94,3 +107,4 @@ OBJECTIVES.register("lsgan")(Objective(lsgan_d, lsgan_g, probabilities=False))
 OBJECTIVES.register("wgan")(Objective(wasserstein_d, wasserstein_g, probabilities=False, clip_weights=True))
 OBJECTIVES.register("wgan-gp")(Objective(wasserstein_d, wasserstein_g, probabilities=False, gradient_penalty=True))
 OBJECTIVES.register("hinge")(Objective(hinge_d, wasserstein_g, probabilities=False))
+OBJECTIVES.register("rpgan")(Objective(rpgan_d, rpgan_g, probabilities=False, paired=True))

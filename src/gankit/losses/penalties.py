@@ -31,4 +31,4 @@ def r1_penalty(D: nn.Module, real: Tensor) -> Tensor:
     with torch.autocast(real.device.type, enabled=False):  # float32 even under mixed precision
         x = real.detach().float().requires_grad_(True)
         (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
-        return grad.flatten(1).pow(2).sum(1).mean()
+        return grad.flatten(1).pow(2).sum(1).mean()  # [N, C*H*W] -> E ||grad||^2

@@ -11,25 +11,9 @@ from torch import nn
 from ..config import TOY_DATASETS, Config
 from ..data import Data, _fit, load_dataset
 from ..errors import GankitError
+from .classes import CLASS_NAMES, class_names
 
-CLASS_NAMES = {
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
-    "mnist": [str(i) for i in range(10)],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
-
-
-def class_names(cfg: Config, k: int) -> list[str]:
-    name = cfg.data.dataset
-    if name in CLASS_NAMES:
-        return CLASS_NAMES[name]
-    root = Path(name)
-    if root.is_dir():
-        subs = sorted(p.name for p in root.iterdir() if p.is_dir())
-        if len(subs) == k:
-            return subs
-    return [str(i) for i in range(k)]
+__all__ = ["CLASS_NAMES", "class_names", "classify", "load_classifier", "TestAccuracy", "test_split"]
 
 
 def test_split(cfg: Config) -> Data:
@@ -73,16 +57,19 @@ def load_classifier(run_dir: str | Path, checkpoint: Optional[str] = None, devic
     Returns (D, cond, cfg, ckpt, path)."""
     from ..conditioning import mode_of
     from ..run import read_checkpoint
-    from ..training.techniques import apply_spectral_norm
+    from ..sampling import resolve_device
 
+    device = resolve_device(device)
     cfg, ckpt, path = read_checkpoint(run_dir, checkpoint, device)
     mode = mode_of(cfg.cond, ckpt.get("num_classes", 0))
     if not mode.classifies:
         raise GankitError(f"'{run_dir}' is not a classifier run (cond.mode={cfg.cond.mode}); classify needs a "
                           "semi-supervised (--preset ssgan) or AC-GAN run")
     _, D = mode.build(cfg.model, tuple(ckpt["shape"]))
-    if cfg.tech.spectral_norm:  # the saved weights are those of a spectrally normalised D
-        apply_spectral_norm(D)
+    if cfg.tech.spectral_norm:  # the saved weights are those of a spectrally normalised D (as training made it)
+        for module in list(D.modules()):
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.utils.parametrizations.spectral_norm(module)
     D.load_state_dict(ckpt["D"])
     return D.to(device).eval(), mode, cfg, ckpt, path
 

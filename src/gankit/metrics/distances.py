@@ -66,14 +66,21 @@ def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def _rows_per_chunk(n: int, budget: int = 1 << 24) -> int:
+    """Rows of an [rows, n] distance matrix that fit in `budget` entries (128 MiB of float64)."""
+    return max(1, min(2048, budget // max(n, 1)))
+
+
 def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
-    d = torch.cdist(x, x)  # [N,N]
-    return d.kthvalue(k + 1, dim=1).values  # +1: each point is its own nearest neighbour
+    """Distance of each point to its k-th nearest neighbour, a chunk of rows at a time (memory O(N))."""
+    radii = [torch.cdist(part, x).kthvalue(k + 1, dim=1).values  # +1: each point is its own nearest neighbour
+             for part in x.split(_rows_per_chunk(len(x)))]
+    return torch.cat(radii)
 
 
-def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
     out = []
-    for part in points.split(chunk):
+    for part in points.split(_rows_per_chunk(len(centres))):
         out.append((torch.cdist(part, centres) <= radii[None, :]).any(dim=1))
     return torch.cat(out)
 

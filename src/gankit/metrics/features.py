@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError
+from ..registry import Registry
 
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                  "weights-inception-2015-12-05-6726825d.pth")
@@ -28,10 +29,19 @@ class Extractor:
     name: str
     features: Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
     info: dict = field(default_factory=dict)  # recorded with every number: weights, resize, ...
+    class_histogram: Optional[list] = None  # the real data's classes, for an extractor that knows them (judge)
 
     @property
     def cache_id(self) -> str:
         return f"{self.name}-{self.info.get('weights_id', '')}"
+
+    def extras(self, probs: np.ndarray) -> dict:
+        """What the extractor's own classes say of the samples: class coverage and KL (judge), else nothing."""
+        if self.class_histogram is None:
+            return {}
+        from .distances import class_coverage
+
+        return class_coverage(probs, np.asarray(self.class_histogram))
 
 
 def weights_cache() -> Path:
@@ -96,12 +106,42 @@ def inception_extractor(weights: Optional[str] = None, device: str | torch.devic
     return Extractor("inception", features, info)
 
 
-def judge_extractor(dataset: str, data_dir: Optional[str] = None, device: str | torch.device = "cpu") -> Extractor:
-    from .judge import find_judge, judge_features, load_judge_file
+def judge_extractor(dataset: str, data_dir: Optional[str] = None, device: str | torch.device = "cpu",
+                    train_missing: bool = False) -> Extractor:
+    """The dataset's judge; train_missing: train the judge of (fashion-)mnist first when none is cached."""
+    from .judge import find_judge, judge_features, load_judge_file, train_judge
 
+    if train_missing and dataset in JUDGE_DATASETS:
+        train_judge(dataset, data_dir, log=lambda m: None)  # reused from the cache after the first time
     path = find_judge(dataset, data_dir)
     net, meta = load_judge_file(path)
     info = {"extractor": f"judge of {meta['dataset']} (test accuracy {meta['test_accuracy']:.4f})",
             "weights": str(path), "weights_id": meta["key"], "resize": f"bilinear to {meta['shape'][1]} px",
-            "dims": 128, "class_histogram": meta["class_histogram"]}
-    return Extractor("judge", lambda x: judge_features(net, x, meta["shape"], torch.device(device)), info)
+            "dims": 128}
+    return Extractor("judge", lambda x: judge_features(net, x, meta["shape"], torch.device(device)), info,
+                     class_histogram=list(meta["class_histogram"]))
+
+
+# --features NAME -> (reference set, data_dir, inception weights, device, train_missing) -> Extractor
+EXTRACTORS: Registry[Callable[..., Extractor]] = Registry("feature extractor")
+JUDGE_DATASETS = ("fashion-mnist", "mnist")  # where `auto` picks the judge: Inception is a poor fit for them
+
+
+@EXTRACTORS.register("inception")
+def _inception(dataset: str, data_dir: Optional[str], weights: Optional[str], device: str,
+               train_missing: bool = False) -> Extractor:
+    return inception_extractor(weights, device)
+
+
+@EXTRACTORS.register("judge")
+def _judge(dataset: str, data_dir: Optional[str], weights: Optional[str], device: str,
+           train_missing: bool = False) -> Extractor:
+    return judge_extractor(dataset, data_dir, device, train_missing)
+
+
+@EXTRACTORS.register("auto")
+def _auto(dataset: str, data_dir: Optional[str], weights: Optional[str], device: str,
+          train_missing: bool = False) -> Extractor:
+    """The judge for (fashion-)mnist, else Inception."""
+    pick = _judge if dataset in JUDGE_DATASETS else _inception
+    return pick(dataset, data_dir, weights, device, train_missing)

@@ -56,7 +56,7 @@ def _splits(dataset: str, data_dir: Optional[str]) -> tuple[Data, Data]:
     """(train, test) with labels for a named dataset or a labelled image folder."""
     if dataset in TOY_DATASETS:
         raise GankitError("a judge needs labelled images; for ring and grid use --metrics modes")
-    if dataset in ("fashion-mnist", "mnist", "cifar10"):
+    if dataset in TEST_SPLITS:
         train = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))  # downloads if it must
         return train, test_split(dataset, data_dir)
     x, y = _folder(dataset)
@@ -64,38 +64,51 @@ def _splits(dataset: str, data_dir: Optional[str]) -> tuple[Data, Data]:
     return Data(dataset, x[perm[n_test:]], y[perm[n_test:]]), Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
 
 
+def _idx_test(dataset: str, data_dir: Optional[str]) -> Data:
+    """The t10k files beside the training files of (fashion-)mnist."""
+    from ..data import search_dirs
+
+    train_pair = find_idx_pair(search_dirs(dataset, data_dir))
+    if train_pair is None:  # not on disk yet: the loader finds or downloads it (or says why not)
+        load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
+        train_pair = find_idx_pair(search_dirs(dataset, data_dir))
+    folder = train_pair[0].parent if train_pair else None  # the test split must sit beside the train split
+    pair = find_idx_pair([folder], split="t10k") if folder else None
+    if pair is None:
+        raise GankitError(f"{dataset} test files (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) "
+                          f"not found beside the training files in {folder}; add them there")
+    return Data(dataset, read_idx(pair[0]).unsqueeze(1), read_idx(pair[1]).long())
+
+
+def _cifar10_test(dataset: str, data_dir: Optional[str]) -> Data:
+    import torchvision.datasets as tvd
+
+    from ..data import cifar10_roots
+
+    roots = [r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir()]
+    if not roots:
+        load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
+        roots = [r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir()]
+    ds = tvd.CIFAR10(str(roots[0]), train=False, download=False)
+    return Data(dataset, torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
+
+
+def _folder_test(dataset: str, data_dir: Optional[str]) -> Data:
+    x, y = _folder(dataset)
+    perm, n_test = _folder_split(len(x))
+    return Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+
+
+# the named datasets with labels -> their test split; any other name is a labelled image folder
+TEST_SPLITS = {"fashion-mnist": _idx_test, "mnist": _idx_test, "cifar10": _cifar10_test}
+
+
 def test_split(dataset: str, data_dir: Optional[str]) -> Data:
     """The labelled test split alone (without reading the training images) of a named dataset found
     on disk, or the held-out 10% of a labelled image folder."""
     if dataset in TOY_DATASETS:
         raise GankitError("a judge needs labelled images; for ring and grid use --metrics modes")
-    if dataset in ("fashion-mnist", "mnist"):
-        from ..data import search_dirs
-
-        train_pair = find_idx_pair(search_dirs(dataset, data_dir))
-        if train_pair is None:  # not on disk yet: the loader finds or downloads it (or says why not)
-            load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
-            train_pair = find_idx_pair(search_dirs(dataset, data_dir))
-        folder = train_pair[0].parent if train_pair else None  # the test split must sit beside the train split
-        pair = find_idx_pair([folder], split="t10k") if folder else None
-        if pair is None:
-            raise GankitError(f"{dataset} test files (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) "
-                              f"not found beside the training files in {folder}; add them there")
-        return Data(dataset, read_idx(pair[0]).unsqueeze(1), read_idx(pair[1]).long())
-    if dataset == "cifar10":
-        import torchvision.datasets as tvd
-
-        from ..data import cifar10_roots
-
-        roots = [r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir()]
-        if not roots:
-            load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))
-            roots = [r for r in cifar10_roots(data_dir) if (r / "cifar-10-batches-py").is_dir()]
-        ds = tvd.CIFAR10(str(roots[0]), train=False, download=False)
-        return Data(dataset, torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
-    x, y = _folder(dataset)
-    perm, n_test = _folder_split(len(x))
-    return Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+    return TEST_SPLITS.get(dataset, _folder_test)(dataset, data_dir)
 
 
 def _folder(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,13 +137,15 @@ def accuracy(net: JudgeNet, data: Data, device: torch.device, batch: int = 1000)
 def train_judge(dataset: str, data_dir: Optional[str] = None, epochs: int = 3, seed: int = 0,
                 device: str = "cpu", force: bool = False, log=print) -> dict:
     """Train (or reuse from the cache) the judge of a dataset. Returns its metadata incl. test accuracy."""
+    from ..sampling import resolve_device
+
+    dev = resolve_device(device)  # a missing GPU is said so before anything is read or trained
     train, test = _splits(dataset, data_dir)
     key = f"{Path(dataset).name}-{content_hash(train.x)}-v{JUDGE_VERSION}"
     path = judge_dir() / f"{key}.pt"
     if path.is_file() and not force:
         return load_judge_file(path)[1]
     torch.manual_seed(seed)
-    dev = torch.device(device)
     k = int(train.labels.max()) + 1
     net = JudgeNet(train.shape[0], k).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -174,7 +189,7 @@ def find_judge(dataset: str, data_dir: Optional[str] = None) -> Path:
     """The cached judge of a dataset (by content hash), or a clear error saying how to train one."""
     if dataset in TOY_DATASETS:
         raise GankitError("a judge needs labelled images; for ring and grid use --metrics modes")
-    if dataset in ("fashion-mnist", "mnist", "cifar10"):
+    if dataset in TEST_SPLITS:
         x = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir)).x
     else:
         x = load_labelled_folder(dataset, None, None)[0]

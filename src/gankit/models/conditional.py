@@ -170,7 +170,7 @@ class AuxHeadDiscriminator(ConditionalDiscriminator):
 
     def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         f = self.inner.features(x)
-        return self.inner.head(f), self.aux(f.flatten(1))
+        return self.inner.head(f), self.aux(f.flatten(1))  # [N], [N, aux] from [N, C*H*W] features
 
 
 class KPlusOneDiscriminator(ConditionalDiscriminator):

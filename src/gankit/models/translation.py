@@ -160,6 +160,7 @@ class Translator:
     paired: bool
     norm: str
     directions: dict[str, str]  # --direction -> the generator's name
+    probabilities: bool  # D's outputs are probabilities (BCE), not least-squares scores
 
 
 def _pix2pix(cfg: Config, channels: int, size: int, norm: str) -> dict[str, nn.Module]:
@@ -177,9 +178,10 @@ def _cyclegan(cfg: Config, channels: int, size: int, norm: str) -> dict[str, nn.
 
 
 TRANSLATORS: Registry[Translator] = Registry("image-to-image model")
-TRANSLATORS.register("pix2pix")(Translator(_pix2pix, paired=True, norm="batch", directions={"AtoB": "G"}))
+TRANSLATORS.register("pix2pix")(Translator(_pix2pix, paired=True, norm="batch", directions={"AtoB": "G"},
+                                           probabilities=True))
 TRANSLATORS.register("cyclegan")(Translator(_cyclegan, paired=False, norm="instance",
-                                            directions={"AtoB": "G_AB", "BtoA": "G_BA"}))
+                                            directions={"AtoB": "G_AB", "BtoA": "G_BA"}, probabilities=False))
 
 
 def build_translators(cfg: Config, channels: int, size: int) -> dict[str, nn.Module]:

@@ -29,7 +29,7 @@ def diversity(x: torch.Tensor) -> float:
     x = x.float()
     if x.shape[-1] > 16:
         x = F.adaptive_avg_pool2d(x, 16)
-    flat = x.flatten(1)
+    flat = x.flatten(1)  # [N, C*16*16]
     d = torch.cdist(flat, flat)
     n = len(flat)
     return float(d.sum() / max(n * (n - 1), 1))

@@ -119,9 +119,10 @@ class GanRecipe(Recipe):
     def extras(self, step: int) -> Extras:
         """The techniques acting inside the D and G steps at this step."""
         tc, loss = self.cfg.tech, self.cfg.loss
-        return Extras(make_view(tc, step), tc.r1_gamma, self.replay, self.ha.get("D"), self.ha.get("G"),
-                      tc.historical_averaging, tc.feature_matching, tc.unrolled_steps, self.optims["d"], self.prec,
-                      self.cond, loss.gp_lambda, loss.clip)
+        return Extras(view=make_view(tc, step), r1_gamma=tc.r1_gamma, r2_gamma=tc.r2_gamma, replay=self.replay,
+                      ha_d=self.ha.get("D"), ha_g=self.ha.get("G"), ha_weight=tc.historical_averaging,
+                      feature_matching=tc.feature_matching, unrolled_steps=tc.unrolled_steps, opt_d=self.optims["d"],
+                      prec=self.prec, cond=self.cond, gp_lambda=loss.gp_lambda, clip=loss.clip)
 
     def step(self, batch: Batch, step: int) -> dict[str, Tensor]:
         e, obj = self.extras(step), self.objective

@@ -22,6 +22,7 @@ class Extras:
     """The techniques acting inside a step (all off by default), and the numeric precision."""
     view: View = None
     r1_gamma: float = 0.0
+    r2_gamma: float = 0.0  # R2: the zero-centred gradient penalty on the fakes
     replay: Optional[nn.Module] = None  # ReplayBuffer: old fakes mixed into D's fake batch
     ha_d: Optional[nn.Module] = None  # HistoricalAverage of D's weights
     ha_g: Optional[nn.Module] = None  # HistoricalAverage of G's weights
@@ -101,16 +102,23 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, batch: Batc
             extra["class_d"] = torch.nn.functional.cross_entropy(logits.float(), batch.labelled[1])
     loss = loss_real + loss_fake + sum(extra.values())
     stats = dict(loss_d_real=loss_real, loss_d_fake=loss_fake, **extra)
-    loss = loss + _penalties(D, real, fake, y_real, obj, e, stats)
+    loss = loss + _penalties(D, real, fake, (y_real, y_fake), obj, e, stats)
     stats.update(d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
     return _d_update(D, opt_d, loss, stats, e, obj)
 
 
-def _penalties(D: nn.Module, real: Tensor, fake: Tensor, y_real: Optional[Tensor], obj: Objective, e: Extras,
+def _penalties(D: nn.Module, real: Tensor, fake: Tensor, ys: tuple, obj: Objective, e: Extras,
                stats: dict) -> Tensor:
-    """WGAN-GP, R1 and historical averaging terms of D's loss (each logged under its name)."""
-    critic = D if not e.cond.active else (lambda x: e.cond.judge(D, x, y_real)[0])  # penalties see real's classes
+    """WGAN-GP, R1, R2 and historical averaging terms of D's loss (each logged under its name). ys: the classes
+    (or codes) of the real batch and of the fakes, which a class-conditional D sees beside them."""
+    def critic_of(y):
+        return D if not e.cond.active else (lambda x: e.cond.judge(D, x, y)[0])
+
+    critic = critic_of(ys[0])  # interpolates and R1 see the real batch's classes
     total = real.new_zeros((), dtype=torch.float32)
+    if e.r2_gamma > 0:  # the fakes were made without a graph: R2's gradient reaches D only, never G
+        stats["r2"] = r1_penalty(critic_of(ys[1]), fake)
+        total = total + 0.5 * e.r2_gamma * stats["r2"]
     if obj.gradient_penalty:
         stats["gp"] = gradient_penalty(critic, real, fake)
         total = total + e.gp_lambda * stats["gp"]
@@ -186,11 +194,12 @@ def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, batch: Batc
             loss = obj.g(fake_out.float())
         else:
             fake_out, aux_fake = c.judge(D, fake, y_fake)
-            loss = obj.g(fake_out.float())
+            loss = obj.g(fake_out.float(), c.judge(D, _seen(batch.real, e), batch.y_real)[0].float()) if obj.paired \
+                else obj.g(fake_out.float())
         stats = c.g_extra(D, fake, aux_fake, y_fake, g_logits)
         if e.feature_matching != "off":  # Salimans et al. 2016: || E f(x) - E f(G(z)) ||^2 on D's features
             with torch.no_grad():
-                f_real = D.features(_seen(batch.real, e)).flatten(1).float().mean(0)
+                f_real = D.features(_seen(batch.real, e)).flatten(1).float().mean(0)  # [F] mean feature
             stats["fm"] = (f_real - D.features(fake).flatten(1).float().mean(0)).pow(2).sum()
     loss = loss + sum(stats.values())
     if e.ha_g is not None:

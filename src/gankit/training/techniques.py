@@ -27,7 +27,7 @@ def translation(x: Tensor, ratio: float = 0.125) -> Tensor:
     ys = torch.arange(h, device=x.device).view(1, h, 1) - dy  # [N,H,1] source rows
     xs = torch.arange(w, device=x.device).view(1, 1, w) - dx  # [N,1,W] source columns
     valid = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).unsqueeze(1)  # [N,1,H,W]
-    idx = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).view(n, 1, h * w).expand(-1, x.shape[1], -1)
+    idx = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).view(n, 1, h * w).expand(-1, x.shape[1], -1)  # [N,C,H*W]
     out = x.flatten(2).gather(2, idx).view_as(x)  # [N,C,H,W]
     return out * valid
 
@@ -38,8 +38,8 @@ def cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     y0 = torch.randint(0, h + 1, (n, 1, 1), device=x.device) - ch // 2  # top-left corner; may hang over
     x0 = torch.randint(0, w + 1, (n, 1, 1), device=x.device) - cw // 2
-    ys = torch.arange(h, device=x.device).view(1, h, 1)
-    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)  # [1,H,1]
+    xs = torch.arange(w, device=x.device).view(1, 1, w)  # [1,1,W]
     inside = (ys >= y0) & (ys < y0 + ch) & (xs >= x0) & (xs < x0 + cw)  # [N,H,W]
     return x * (~inside).unsqueeze(1)
 
@@ -93,7 +93,7 @@ def pack(x: Tensor, m: int) -> Tensor:
     """PacGAN: group m consecutive samples into one D input. [N,C,H,W] -> [N/m, m*C, H, W]; [N,F] -> [N/m, m*F]."""
     if m == 1:
         return x
-    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])  # [N/m, m*C, ...]
 
 
 def packed_shape(shape: tuple[int, ...], m: int) -> tuple[int, ...]:

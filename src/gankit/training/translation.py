@@ -68,6 +68,7 @@ class TranslationRecipe(Recipe):
         super().__init__(cfg, dist)
         t = cfg.train
         self.family = TRANSLATORS.get(cfg.model.name)
+        self.probabilities = self.family.probabilities  # Pix2Pix: BCE; CycleGAN: least squares
         A, B = load_translation_data(cfg, "train", self.family.paired)
         self.A, self.B = A.to(self.device), B.to(self.device)
         self.n = self._pairs(A, B)
@@ -194,7 +195,6 @@ class CycleGANRecipe(TranslationRecipe):
     cycle_lambda * (|F(G(a)) - a|_1 + |G(F(b)) - b|_1), identity * cycle_lambda * (|G(b) - b|_1 +
     |F(a) - a|_1), D trained on a history pool of 50 fakes, lr constant for the first half of training and
     linear to zero over the second."""
-    probabilities = False  # LSGAN: D's outputs are scores, not probabilities
 
     def __init__(self, cfg: Config, dist: Dist = SINGLE):
         super().__init__(cfg, dist)

@@ -123,6 +123,14 @@ class Watch:
             raise GankitError(f"the run folder '{self.run}' (or its config.yaml) was deleted while training; "
                               "stopped (nothing more can be saved there)")
 
+    def budget_spent(self, pos: Position) -> Optional[str]:
+        """The budget (epochs, steps, minutes) already used up: a finished run resumed without raising it."""
+        t = self.recipe.cfg.train
+        spent = {"epochs": t.epochs is not None and pos.epoch >= t.epochs,
+                 "max_steps": t.max_steps is not None and pos.step >= t.max_steps,
+                 "minutes": pos.elapsed >= self.budget_s}
+        return next((reason for reason, done in spent.items() if done), None)
+
     def stop_reason(self, pos: Position, interrupted: bool, sync: bool) -> Optional[str]:
         """Why to stop after this step, agreed on by every process at the sync points."""
         t, d = self.recipe.cfg.train, self.recipe.dist

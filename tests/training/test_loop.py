@@ -1,22 +1,17 @@
+"""The training loop: every preset trains, artifacts, seeds, EMA, evaluation during training, divergence."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import gankit
 from gankit.config import preset_names
 from gankit.errors import GankitError
 from gankit.run import list_step_checkpoints, load_file
 
-from .conftest import tiny_config
-
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+from ..conftest import newest_checkpoint, read_log, tiny_config
 
 
 def _dataset_for(preset):
@@ -30,7 +25,7 @@ def test_every_preset_trains_a_few_steps(preset, tmp_path, idx_dir):
     summary = gankit.train(cfg, quiet=True)
     run = Path(summary["run"])
     assert summary["steps"] == 4 and summary["stopped_by"] == "max_steps"
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    rows = read_log(run)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     for key in ("loss_d", "loss_d_real", "loss_d_fake", "d_real", "d_fake", "img_per_s"):
         assert all(torch.isfinite(torch.tensor(r[key])) for r in rows), key
@@ -51,15 +46,15 @@ def test_training_changes_weights_and_writes_epoch_artifacts(tmp_path, idx_dir):
     assert summary["steps"] == 8 and summary["epochs"] == 2  # 64 images / batch 16 = 4 steps per epoch
     assert sorted(p.name for p in (run / "samples").glob("epoch-*.png")) == ["epoch-0001.png", "epoch-0002.png"]
     assert (run / "progression.png").is_file()
-    first, last = load_file(list_step_checkpoints(run)[-1]), load_file(list_step_checkpoints(run)[0])
+    first, last = load_file(list_step_checkpoints(run)[-1]), newest_checkpoint(run)
     assert not torch.equal(first["G"]["net.0.weight"], last["G"]["net.0.weight"])
 
 
 def test_same_seed_same_weights(tmp_path, idx_dir):
     a = gankit.train(tiny_config("dcgan", tmp_path / "a", data_dir=idx_dir), quiet=True)
     b = gankit.train(tiny_config("dcgan", tmp_path / "b", data_dir=idx_dir), quiet=True)
-    wa = load_file(list_step_checkpoints(Path(a["run"]))[0])["G"]
-    wb = load_file(list_step_checkpoints(Path(b["run"]))[0])["G"]
+    wa = newest_checkpoint(a["run"])["G"]
+    wb = newest_checkpoint(b["run"])["G"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -67,88 +62,6 @@ def test_refuses_to_overwrite_a_run(tmp_path, idx_dir):
     gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)
     with pytest.raises(GankitError, match="already holds a run; continue it with `gankit train --resume"):
         gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)
-
-
-def test_resume_only_changes_the_budget(tmp_path, idx_dir):
-    run = gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)["run"]
-    with pytest.raises(GankitError, match="cannot change train.batch_size when resuming"):
-        gankit.resume(run, {"batch_size": 8}, quiet=True)
-    more = gankit.resume(run, {"max_steps": 6}, quiet=True)
-    assert more["steps"] == 6
-
-
-def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, idx_dir):
-    run = Path(gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)["run"])
-    newest = list_step_checkpoints(run)[0]
-    newest.write_bytes(newest.read_bytes()[:1000])
-    with pytest.warns(UserWarning, match="step-000004.pt' is damaged .*falling back"):
-        summary = gankit.resume(run, {"max_steps": 5}, quiet=True)
-    assert summary["steps"] == 5
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]  # rows 3-4 were replayed, not duplicated
-
-
-def test_checkpoints_cannot_run_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
-
-    path = tmp_path / "evil.pt"
-    torch.save({"G": Evil()}, path)
-    with pytest.raises(ValueError):
-        load_file(path)
-    assert not (tmp_path / "pwned").exists()
-
-
-def _train_cmd(out: Path, steps: int) -> list[str]:
-    return [sys.executable, "-m", "gankit", "train", "--dataset", "ring", "--out", str(out), "--max-steps",
-            str(steps), "--checkpoint-every", "25", "--batch-size", "64", "--threads", "1", "--quiet",
-            "--set", "data.toy_size=4096", "--set", "model.g_hidden=[64, 64]", "--set", "model.d_hidden=[64, 64]",
-            "--set", "train.num_samples=64"]
-
-
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
-    steps = 600
-    ref = tmp_path / "ref"
-    subprocess.run(_train_cmd(ref, steps), env=ENV, check=True, capture_output=True)
-    run = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(run, steps), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill once a mid-run checkpoint exists, before the end
-        ckpts = list_step_checkpoints(run)
-        if ckpts and ckpts[0].name != f"step-{steps:06d}.pt" and int(ckpts[0].stem[5:]) >= 100:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = int(list_step_checkpoints(run)[0].stem[5:])
-    assert killed_at < steps, "the run finished before it could be killed"
-    subprocess.run([sys.executable, "-m", "gankit", "train", "--resume", str(run), "--quiet"],
-                   env=ENV, check=True, capture_output=True)
-    a = load_file(list_step_checkpoints(ref)[0])
-    b = load_file(list_step_checkpoints(run)[0])
-    assert a["step"] == b["step"] == steps
-    for net in ("G", "D"):
-        for k in a[net]:
-            assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after resume from step {killed_at}"
-    rows = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
-    assert rows == list(range(1, steps + 1))
-
-
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
-    run = tmp_path / "run"
-    cmd = _train_cmd(run, 10**6)
-    cmd[cmd.index("--checkpoint-every") + 1] = "100000"
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (run / "log.jsonl").exists():
-        time.sleep(0.05)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "gankit train --resume" in err and "Traceback" not in err
-    assert len(list_step_checkpoints(run)) == 1
 
 
 def test_eval_every_keeps_the_best_checkpoint_and_plots_the_metric(tmp_path):
@@ -172,14 +85,12 @@ def test_sampling_dropout_does_not_shift_the_training_rng(tmp_path, idx_dir):
     b_cfg = tiny_config("resnet-rrb", tmp_path / "b", **kw)
     b_cfg.train.num_samples = 4  # a different number of fixed-z samples draws different dropout masks
     b = gankit.train(b_cfg, quiet=True)
-    wa = load_file(list_step_checkpoints(Path(a["run"]))[0])["G"]
-    wb = load_file(list_step_checkpoints(Path(b["run"]))[0])["G"]
+    wa = newest_checkpoint(a["run"])["G"]
+    wb = newest_checkpoint(b["run"])["G"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_ema_of_generator_weights(tmp_path, idx_dir):
-    from torch import nn
-
     from gankit.training.ema import ema_update_, make_ema
 
     net = nn.Linear(2, 1)
@@ -198,7 +109,7 @@ def test_ema_of_generator_weights(tmp_path, idx_dir):
     assert ema_decay_at(0.999, 10) == pytest.approx(11 / 20) and ema_decay_at(0.999, 10**6) == 0.999
     cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, train={"ema_decay": 0.5})
     run = Path(gankit.train(cfg, quiet=True)["run"])
-    ckpt = load_file(list_step_checkpoints(run)[0])
+    ckpt = newest_checkpoint(run)
     assert ckpt["G_ema"] is not None
     assert any(not torch.equal(ckpt["G_ema"][k], ckpt["G"][k]) for k in ckpt["G"])
     G, _, _ = gankit.load_generator(run)
@@ -218,6 +129,7 @@ def test_divergence_stops_cleanly_and_never_saves_nan_weights(tmp_path, idx_dir,
     for path in list_step_checkpoints(out):  # whatever was saved is finite
         ckpt = load_file(path)
         assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
-    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert rows[-1]["step"] < 40 and rows[-1]["nonfinite"] is True
+    rows = read_log(out)
+    # lr 1e30: the first D update already sends the same step's G loss to inf, so step 1 is the last row
+    assert rows[-1]["step"] == 1 and rows[-1]["nonfinite"] is True
     assert "NaN" not in (out / "log.jsonl").read_text()

@@ -1,6 +1,8 @@
+"""Diagnostics: plain-words warnings about a run going wrong, --strict, rollback."""
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 import gankit
@@ -8,7 +10,7 @@ from gankit.cli import main
 from gankit.config import build_config
 from gankit.observe.diagnostics import Diagnostics, diversity
 
-from .conftest import tiny_config
+from ..conftest import newest_checkpoint, tiny_config
 
 
 def kinds(run) -> list[str]:
@@ -21,8 +23,9 @@ def test_discriminator_overpowering_is_reported(tmp_path, idx_dir):
     cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, steps=40,
                       optim={"lr_g": 1e-12, "lr_d": 5e-3}, diagnose={"window": 10, "d_fake_floor": 0.05})
     summary = gankit.train(cfg, quiet=True)
-    assert "d_overpowering" in kinds(summary["run"]) and summary["warnings"] >= 1
+    assert "d_overpowering" in kinds(summary["run"])
     rows = [json.loads(line) for line in (Path(summary["run"]) / "diagnostics.jsonl").read_text().splitlines()]
+    assert summary["warnings"] == len(rows) >= 1  # the summary counts the warnings the file holds, one a line
     message = next(r["message"] for r in rows if r["kind"] == "d_overpowering")
     assert "mean D(G(z))" in message and "Try" in message
 
@@ -58,10 +61,11 @@ def test_learning_rates_that_saturate_d_are_named_and_strict_stops(tmp_path, idx
 
 
 def test_real_data_is_not_collapsed(tmp_path):
-    real = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    real = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     messages = []
     diag = Diagnostics(build_config(), True, real, tmp_path, messages.append)
-    assert 0.9 < diag.on_samples(real.float() / 127.5 - 1, 1000, 1) < 1.1 and not messages
+    # the samples are the real images themselves: exactly as diverse as real data
+    assert diag.on_samples(real.float() / 127.5 - 1, 1000, 1) == pytest.approx(1.0, rel=1e-6) and not messages
     assert diversity(torch.zeros(8, 1, 28, 28)) == 0.0
 
 
@@ -73,8 +77,6 @@ def test_strict_stops_with_exit_code_4(tmp_path, capsys):
 
 
 def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tmp_path, idx_dir):
-    from gankit.run import list_step_checkpoints, load_file
-
     cfg = tiny_config("gan-mlp", tmp_path / "run", data_dir=idx_dir, steps=40,
                       optim={"optimizer": "sgd", "lr_g": 1e-3, "lr_d": 1e-3},
                       diagnose={"on_divergence": "rollback", "max_rollbacks": 2})
@@ -99,7 +101,7 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
         loop.d_step = real_d_step
     assert summary["stopped_by"] == "max_steps" and summary["steps"] == 40
     assert kinds(run).count("rollback") == 2
-    ckpt = load_file(list_step_checkpoints(run)[0])
+    ckpt = newest_checkpoint(run)
     # the halving compounds (issue 13 item 5): x0.5 after the first rollback, x0.25 after the second
     assert ckpt["lr_scale"] == 0.25 and ckpt["opt_g"]["param_groups"][0]["lr"] == 2.5e-4
     rows = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]

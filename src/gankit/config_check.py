@@ -1,0 +1,223 @@
+"""Checking a configuration: each value against its annotated type while merging, then ranges and the
+cross-field rules that types alone cannot express. Works on any nested dataclass config (gankit.config);
+it imports nothing of it, so the dataclasses can import the names below.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+import typing
+from typing import Any, Literal, Union
+
+from .errors import GankitError
+
+TOY_DATASETS = ("ring", "grid")
+NAMED_DATASETS = ("fashion-mnist", "mnist", "cifar10") + TOY_DATASETS
+# model.name -> (its networks, what --dataset must give it, the offline demo that writes such a dataset)
+TRANSLATION_MODELS = {"pix2pix": ("U-Net G, PatchGAN D", "paired A|B images", "edges2fashion"),
+                      "cyclegan": ("2 ResNet Gs, 2 PatchGAN Ds", "trainA/ and trainB/ folders", "tops2trousers")}
+PAIRED_LOSSES = ("rpgan",)  # G's loss pairs each fake with a real example's logit
+BCE_LOSSES = ("minimax", "nonsat")  # D outputs probabilities: label smoothing, flipping and K+1 classes apply
+DIFFAUGMENT_POLICIES = ("translation", "cutout", "color")
+FEATURE_MATCHING_ON = ("only", "add")
+LABEL_IN_D_INPUT = ("concat",)  # cond.d values whose D sees the label in its input (no label-free features)
+
+
+# ---------------------------------------------------------------- types, while merging
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Check (and lightly coerce) one value against its annotated type; raise a one-line error."""
+    origin = typing.get_origin(tp)
+    if origin is Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _check_value(key, value, args[0])
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if isinstance(value, bool) or value not in choices:
+            raise GankitError(f"bad value {value!r} for '{key}'; allowed: {', '.join(map(str, choices))}")
+        return value
+    check = _SCALARS.get(tp)
+    return check(key, value) if check else value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise GankitError(f"bad value {value!r} for '{key}'; expected true or false")
+    return value
+
+
+def _int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GankitError(f"bad value {value!r} for '{key}'; expected a whole number")
+    return value
+
+
+def _float(key: str, value: Any) -> float:
+    if isinstance(value, str):  # YAML 1.1 reads '1e-4' as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GankitError(f"bad value {value!r} for '{key}'; expected a number")
+    return float(value)
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise GankitError(f"bad value {value!r} for '{key}'; expected text")
+    return str(value)
+
+
+def _list(key: str, value: Any) -> list:
+    if not isinstance(value, list) or not all(isinstance(v, int) and v > 0 for v in value):
+        raise GankitError(f"bad value {value!r} for '{key}'; expected a list of positive whole numbers")
+    return list(value)
+
+
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, list: _list}
+
+
+def _merge_section(obj: Any, section: str, values: dict) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for key, value in values.items():
+        if key not in hints:
+            raise GankitError(f"unknown config key '{section}.{key}'; valid keys in '{section}': "
+                              f"{', '.join(hints)}")
+        setattr(obj, key, _check_value(f"{section}.{key}", value, hints[key]))
+
+
+def merge(cfg: Any, values: dict) -> Any:
+    """Merge a nested dict (from YAML or overrides) into cfg, validating every key and value."""
+    hints = typing.get_type_hints(type(cfg))
+    if not isinstance(values, dict):
+        raise GankitError(f"a config must be a mapping of sections ({', '.join(sections(cfg))})")
+    for section, sub in values.items():
+        if section not in hints:
+            raise GankitError(f"unknown config section '{section}'; valid: {', '.join(hints)}")
+        if not dataclasses.is_dataclass(getattr(cfg, section)):  # a top-level value: preset
+            setattr(cfg, section, _check_value(section, sub, hints[section]))
+        elif not isinstance(sub, dict):
+            raise GankitError(f"config section '{section}' must be a mapping of keys to values")
+        else:
+            _merge_section(getattr(cfg, section), section, sub)
+    return cfg
+
+
+def sections(cfg: Any) -> list[str]:
+    """The names of cfg's sections (its dataclass-valued fields)."""
+    return [f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))]
+
+
+# ---------------------------------------------------------------- ranges
+_INF = float("inf")
+# (low, high, ends, keys): every value set (each item of a list) must lie in this interval; ends "[]",
+# "[)", "(]" or "()" say which bounds are allowed. The upper bounds keep typos from exhausting memory.
+_BOUNDS = [
+    (1, 1_000_000, "[]", "train.batch_size train.num_samples model.virtual_batch_size diagnose.window"),
+    (2, 1_000_000, "[]", "train.eval_num"),
+    (1, 100_000, "[]", "model.latent_dim"),
+    (1, 4096, "[]", "model.g_width model.d_width model.g_hidden model.d_hidden model.attention_hidden"),
+    (0, 4096, "[]", "model.minibatch_discrimination"),
+    (1, 10_000_000, "[]", "data.toy_size"),
+    (8, 4096, "[]", "data.image_size"),
+    (0, 2**63, "[)", "train.seed"),
+    (1, _INF, "[]", ("train.epochs train.max_steps train.checkpoint_every train.keep_checkpoints train.threads "
+                     "train.eval_every train.log_every data.limit optim.n_critic tech.pack i2i.patch_layers "
+                     "cond.labels_per_class diagnose.plateau_evals")),
+    (0, _INF, "[]", ("data.workers tech.r1_gamma tech.r2_gamma tech.instance_noise tech.replay_size tech.historical_averaging "
+                     "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks")),
+    (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes"),
+    (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout"),
+    (0, 1, "()", "train.ema_decay"),
+    (0, 1, "(]", "tech.label_smoothing"),
+    (0, 0.5, "[)", "tech.label_flip"),
+    (0, 1, "[]", "tech.replay_ratio"),
+]
+_ENDS = {"[": operator.ge, "(": operator.gt, "]": operator.le, ")": operator.lt}
+_SIGNS = {operator.ge: ">=", operator.gt: ">", operator.le: "<=", operator.lt: "<"}
+
+
+def _bound_text(low: float, high: float, lo, hi) -> str:
+    """'positive', '>= 0 and < 1', ... for an error message."""
+    text = "positive" if (low, lo) in ((1, operator.ge), (0, operator.gt)) else f"{_SIGNS[lo]} {low}"
+    return text if high == _INF else f"{text} and {_SIGNS[hi]} {high}"
+
+
+def _check_bounds(cfg: Any) -> None:
+    """Every number finite, and within its range from _BOUNDS."""
+    for section in sections(cfg):
+        for key, v in dataclasses.asdict(getattr(cfg, section)).items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise GankitError(f"bad value {v!r} for '{section}.{key}'; it must be a finite number")
+    for low, high, ends, keys in _BOUNDS:
+        lo, hi = _ENDS[ends[0]], _ENDS[ends[1]]
+        for key in keys.split():
+            section, name = key.split(".")
+            value = getattr(getattr(cfg, section), name)
+            for v in value if isinstance(value, list) else [value]:
+                if v is not None and not (lo(v, low) and hi(v, high)):
+                    raise GankitError(f"bad value {v!r} for '{key}'; it must be {_bound_text(low, high, lo, hi)}")
+
+
+# ---------------------------------------------------------------- rules across fields
+def _check_training(cfg: Any) -> None:
+    t, d, tc = cfg.train, cfg.data, cfg.tech
+    if t.epochs is None and t.minutes is None and t.max_steps is None:
+        raise GankitError("no stopping rule: set train.epochs, train.minutes or train.max_steps")
+    if (tc.label_smoothing < 1.0 or tc.label_flip > 0) and cfg.loss.name not in BCE_LOSSES:
+        raise GankitError(f"label smoothing and flipping need a BCE loss ({' or '.join(BCE_LOSSES)}), not "
+                          f"'{cfg.loss.name}'; use --loss nonsat or turn them off")
+    bad = [p for p in tc.diffaugment.split(",") if p and p not in DIFFAUGMENT_POLICIES]
+    if bad:
+        raise GankitError(f"unknown DiffAugment policy '{bad[0]}' in tech.diffaugment; allowed: "
+                          f"{', '.join(DIFFAUGMENT_POLICIES)} (comma-separated)")
+    if tc.diffaugment and cfg.is_toy:
+        raise GankitError("tech.diffaugment works on images; turn it off for ring and grid")
+    if tc.unrolled_steps and cfg.loss.name in PAIRED_LOSSES:
+        raise GankitError(f"tech.unrolled_steps does not combine with the paired loss '{cfg.loss.name}' yet; "
+                          "turn one of them off")
+    if t.batch_size % tc.pack:
+        raise GankitError(f"tech.pack {tc.pack} must be a positive divisor of the batch size {t.batch_size}")
+    if cfg.is_translation and d.dataset in NAMED_DATASETS:
+        _, wants, demo = TRANSLATION_MODELS[cfg.model.name]
+        raise GankitError(f"{cfg.model.name} translates images between two domains: give --dataset PATH to "
+                          f"{wants} (an offline demo: gankit demo {demo} DIR)")
+
+
+def _whole_batches(cfg: Any) -> None:
+    if cfg.tech.pack > 1 or cfg.tech.unrolled_steps or cfg.model.virtual_batchnorm:
+        raise GankitError(f"cond.mode={cfg.cond.mode} does not combine with tech.pack, tech.unrolled_steps or "
+                          "model.virtual_batchnorm; turn those off")
+
+
+def _label_free_features(cfg: Any) -> None:
+    if cfg.cond.d in LABEL_IN_D_INPUT and cfg.tech.feature_matching in FEATURE_MATCHING_ON:
+        raise GankitError("feature matching needs D's features without the label: use cond.d=projection")
+
+
+def _info_codes(cfg: Any) -> None:
+    c = cfg.cond
+    if not all(isinstance(k, int) and k > 1 for k in c.cat_codes) or c.cont_codes < 0 or not (c.cat_codes or c.cont_codes):
+        raise GankitError("cond.cat_codes must list category counts > 1 and cond.cont_codes be >= 0, "
+                          "with at least one code")
+
+
+def _bce_classifier(cfg: Any) -> None:
+    if cfg.loss.name not in BCE_LOSSES:
+        raise GankitError(f"the semi-supervised GAN's K+1 classifier needs a BCE loss (nonsat), not "
+                          f"'{cfg.loss.name}'")
+
+
+# cond.mode -> its checks (a mode not listed gets the first: any labelled mode needs whole batches)
+_COND_CHECKS = {"none": (), "cgan": (_whole_batches, _label_free_features), "acgan": (_whole_batches,),
+                "infogan": (_whole_batches, _info_codes), "ssgan": (_whole_batches, _bce_classifier)}
+
+
+def validate(cfg: Any) -> Any:
+    """Ranges (_BOUNDS, finite numbers) and the cross-field checks that types alone cannot express."""
+    _check_bounds(cfg)
+    _check_training(cfg)
+    for check in _COND_CHECKS.get(cfg.cond.mode, (_whole_batches,)):
+        check(cfg)
+    return cfg
