@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .config import CondConfig, ModelConfig
 from .errors import GankitError
-from .models import DISCRIMINATORS, GENERATORS, MODELS, build_models
+from .models import DISCRIMINATORS, GENERATORS, build_models
 from .models.conditional import (
     AuxHeadDiscriminator,
     ConcatDiscriminator,
@@ -25,6 +25,7 @@ from .models.conditional import (
     ProjectionDiscriminator,
     flat_width,
 )
+from .models.registry import pair_names
 from .registry import Registry
 
 MODES: Registry[type] = Registry("cond.mode")
@@ -54,9 +55,9 @@ class Unlabelled:
 
     def _parts(self, cfg: ModelConfig, shape: tuple, g_extra: int = 0, d_channels: int = 0):
         """The registered G (z widened by g_extra) and D (d_channels more input channels) to wrap."""
-        g_name, d_name = MODELS.get(cfg.name)
-        G = GENERATORS.get(cfg.g or g_name)(dataclasses.replace(cfg, latent_dim=cfg.latent_dim + g_extra), shape)
-        D = DISCRIMINATORS.get(cfg.d or d_name)(cfg, (shape[0] + d_channels, *shape[1:]))
+        g_name, d_name = pair_names(cfg, shape)
+        G = GENERATORS.get(g_name)(dataclasses.replace(cfg, latent_dim=cfg.latent_dim + g_extra), shape)
+        D = DISCRIMINATORS.get(d_name)(cfg, (shape[0] + d_channels, *shape[1:]))
         return G, D
 
     # ------------------------------------------------------------ what G gets

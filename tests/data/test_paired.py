@@ -40,11 +40,11 @@ def test_jitter_moves_both_halves_of_a_pair_together():
     assert not torch.allclose(out[:, :1], x)
 
 
-def test_demo_datasets_from_fashion_mnist_layout(tmp_path, idx_dir):
+def test_demo_datasets_from_fashion_mnist_layout(tmp_path, idx_dir_with_test):
     from gankit.translate import make_demo
 
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
+    idx_dir = idx_dir_with_test
+
     e2f = make_demo("edges2fashion", tmp_path / "e2f", str(idx_dir), num=5, num_test=3)
     A, B = load_paired(e2f, 32)
     assert A.shape == (5, 1, 32, 32) and len(list((e2f / "test").glob("*.png"))) == 3

@@ -10,7 +10,7 @@ from gankit.cli import main
 from gankit.config import build_config
 from gankit.observe.diagnostics import Diagnostics, diversity
 
-from ..conftest import newest_checkpoint, tiny_config
+from ..conftest import newest_checkpoint, read_log, tiny_config
 
 
 def kinds(run) -> list[str]:
@@ -104,7 +104,7 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
     ckpt = newest_checkpoint(run)
     # the halving compounds (issue 13 item 5): x0.5 after the first rollback, x0.25 after the second
     assert ckpt["lr_scale"] == 0.25 and ckpt["opt_g"]["param_groups"][0]["lr"] == 2.5e-4
-    rows = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    rows = [r["step"] for r in read_log(run)]
     assert rows == list(range(1, 41))  # the diverged row was replaced by the replayed one
 
 

@@ -11,7 +11,7 @@ from gankit.config import preset_names
 from gankit.errors import GankitError
 from gankit.run import list_step_checkpoints, load_file
 
-from ..conftest import newest_checkpoint, read_log, tiny_config
+from ..conftest import assert_same_weights, newest_checkpoint, read_log, tiny_config, train_tiny
 
 
 def _dataset_for(preset):
@@ -33,7 +33,7 @@ def test_every_preset_trains_a_few_steps(preset, tmp_path, idx_dir):
         assert "loss_g" in rows[0]
     if cfg.loss.name in ("nonsat", "minimax"):  # D outputs are probabilities for the BCE losses
         assert all(0 <= r["d_real"] <= 1 for r in rows)
-    # (pix2pix and cyclegan presets are trained by tests/test_translation.py on data made there)
+    # (pix2pix and cyclegan presets are trained by tests/training/test_translation.py on the paired/unpaired fixtures)
     assert (run / "config.yaml").is_file() and (run / "samples" / "final.png").is_file()
     assert (run / "losses.png").is_file() and (run / "d_outputs.png").is_file()
     assert [p.name for p in list_step_checkpoints(run)] == ["step-000004.pt", "step-000002.pt"]
@@ -51,15 +51,13 @@ def test_training_changes_weights_and_writes_epoch_artifacts(tmp_path, idx_dir):
 
 
 def test_same_seed_same_weights(tmp_path, idx_dir):
-    a = gankit.train(tiny_config("dcgan", tmp_path / "a", data_dir=idx_dir), quiet=True)
-    b = gankit.train(tiny_config("dcgan", tmp_path / "b", data_dir=idx_dir), quiet=True)
-    wa = newest_checkpoint(a["run"])["G"]
-    wb = newest_checkpoint(b["run"])["G"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    a = newest_checkpoint(train_tiny("dcgan", tmp_path / "a", data_dir=idx_dir))
+    b = newest_checkpoint(train_tiny("dcgan", tmp_path / "b", data_dir=idx_dir))
+    assert_same_weights(a, b, ("G",))
 
 
 def test_refuses_to_overwrite_a_run(tmp_path, idx_dir):
-    gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)
+    train_tiny("dcgan", tmp_path / "run", data_dir=idx_dir)
     with pytest.raises(GankitError, match="already holds a run; continue it with `gankit train --resume"):
         gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)
 

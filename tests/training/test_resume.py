@@ -1,5 +1,4 @@
 """Resuming: the budget only, damaged and hostile checkpoints, SIGKILL and Ctrl-C, stateful techniques."""
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from ..conftest import SUBPROCESS_ENV, assert_same_weights, newest_checkpoint, r
 
 
 def test_resume_only_changes_the_budget(tmp_path, idx_dir):
-    run = gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir), quiet=True)["run"]
+    run = train_tiny("dcgan", tmp_path / "run", data_dir=idx_dir)
     with pytest.raises(GankitError, match="cannot change train.batch_size when resuming"):
         gankit.resume(run, {"batch_size": 8}, quiet=True)
     more = gankit.resume(run, {"max_steps": 6}, quiet=True)
@@ -79,7 +78,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     for net in ("G", "D"):
         for k in a[net]:
             assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after resume from step {killed_at}"
-    rows = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    rows = [r["step"] for r in read_log(run)]
     assert rows == list(range(1, steps + 1))
 
 

@@ -12,7 +12,7 @@ from gankit.config import TechConfig, build_config
 from gankit.errors import GankitError
 from gankit.training.techniques import apply_spectral_norm, cutout, gate_closed, make_view, translation
 
-from ..conftest import read_log, tiny_config
+from ..conftest import read_log, tiny_config, train_tiny
 
 
 def test_spectral_norm_bounds_each_layer():
@@ -64,7 +64,6 @@ def test_validation_of_technique_switches():
 
 
 def test_all_switches_train_together_and_the_gate_is_logged(tmp_path, idx_dir):
-    from pathlib import Path
 
     cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, steps=6,
                       tech={"label_smoothing": 0.9, "label_flip": 0.05, "instance_noise": 0.1,
@@ -142,9 +141,7 @@ def test_virtual_batchnorm_makes_each_sample_independent_of_its_batch(tmp_path, 
     G.ref_z.normal_()
     assert not torch.allclose(G(z[:1]), before, atol=1e-4)
     # a run with it trains, saves its reference codes and samples again
-    run = Path(gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir,
-                                        model={"virtual_batchnorm": True, "virtual_batch_size": 8}),
-                            quiet=True)["run"])
+    run = train_tiny("dcgan", tmp_path / "run", data_dir=idx_dir, model={"virtual_batchnorm": True, "virtual_batch_size": 8})
     gankit.sample(run, 4, tmp_path / "s.png")
     mlp = tiny_config("gan-mlp", tmp_path / "toy", dataset="ring", model={"virtual_batchnorm": True})
     gankit.train(mlp, quiet=True)

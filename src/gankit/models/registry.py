@@ -24,16 +24,25 @@ MODELS.register("dcgan-attn")(("dcgan", "attention"))
 MODELS.register("resnet-attn")(("resnet", "attention"))
 
 
+POINT_MODELS = ({"mlp"}, {"mlp", "attention"})  # the G and D builders that take 2-D points
+
+
+def pair_names(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[str, str]:
+    """The registered (G, D) builder names of cfg for examples of `shape`; refuse image models on points."""
+    g_name, d_name = MODELS.get(cfg.name)
+    g_name, d_name = cfg.g or g_name, cfg.d or d_name
+    if len(shape) == 1 and (g_name not in POINT_MODELS[0] or d_name not in POINT_MODELS[1]):
+        raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; "
+                          "use --model gan-mlp for ring and grid")
+    return g_name, d_name
+
+
 def build_models(cfg: ModelConfig, shape: tuple[int, ...], d_shape: tuple[int, ...] | None = None
                  ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) for data whose examples have `shape` ((C, H, W) or (2,)); D's input may differ
     (d_shape: PacGAN packs several samples into one D input, a cGAN by concatenation adds K channels).
     Labels and InfoGAN codes wrap these (gankit.conditioning)."""
-    g_name, d_name = MODELS.get(cfg.name)
-    g_name, d_name = cfg.g or g_name, cfg.d or d_name
-    if len(shape) == 1 and (g_name != "mlp" or d_name not in ("mlp", "attention")):
-        raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; "
-                          "use --model gan-mlp for ring and grid")
+    g_name, d_name = pair_names(cfg, shape)
     G, D = GENERATORS.get(g_name)(cfg, shape), DISCRIMINATORS.get(d_name)(cfg, d_shape or shape)
     if cfg.virtual_batchnorm:  # reference codes drawn from the global RNG: fixed by the run's seed
         n = cfg.virtual_batch_size

@@ -165,8 +165,7 @@ def test_judge_train_and_eval_two_sets(tmp_path, idx_dir, monkeypatch, capsys):
 def test_eval_a_toy_run_records_metrics_json(tmp_path, capsys):
     import gankit
     from gankit.cli import main
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
 
     run = gankit.train(tiny_config("toy", tmp_path / "run", dataset="ring"), quiet=True)["run"]
     assert main(["eval", run, "--num", "500"]) == 0

@@ -56,8 +56,7 @@ def test_resume_with_only_a_config_starts_over(tmp_path, idx_dir, capsys):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)  # a run stopped before its first checkpoint: folder and config only
     from gankit.config import save_config
-
-    from .conftest import tiny_config
+    from tests.conftest import tiny_config
     save_config(tiny_config("dcgan", run, data_dir=idx_dir, steps=3), run / "config.yaml")
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert "done: 3 steps" in capsys.readouterr().out
