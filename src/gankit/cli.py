@@ -322,6 +322,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `gankit list | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a full disk, a read-only or vanished folder anywhere else: one line, never a traceback
+        from .run import disk_error
+
+        print(f"gankit: error: {disk_error(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

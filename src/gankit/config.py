@@ -12,13 +12,15 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Union
 
-from .config_check import NAMED_DATASETS, TOY_DATASETS, TRANSLATION_MODELS, merge, sections, validate
+from .config_check import NAMED_DATASETS, STACKED_DATASETS, TOY_DATASETS, TRANSLATION_MODELS, merge, sections, validate
 from .config_io import default_preset_for, load_preset, load_yaml, parse_override, preset_names, save_config
+from .schedules import ScheduledFloat
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig", "TechConfig",
            "CondConfig", "I2IConfig", "DiagnoseConfig", "Flag", "train_flags", "build_config", "config_from_dict",
            "merge", "validate", "sections", "load_yaml", "parse_override", "save_config", "preset_names",
-           "load_preset", "default_preset_for", "TOY_DATASETS", "NAMED_DATASETS", "TRANSLATION_MODELS"]
+           "load_preset", "default_preset_for", "TOY_DATASETS", "NAMED_DATASETS", "STACKED_DATASETS",
+           "TRANSLATION_MODELS"]
 
 
 def opt(default: Any, text: str, flag: str = "", **cli: str) -> Any:
@@ -65,6 +67,9 @@ class ModelConfig:
     minibatch_discrimination: int = 0  # D: number of minibatch-discrimination kernels (0 = off; 50 in the paper)
     virtual_batchnorm: bool = False  # G: BatchNorm -> virtual batch norm over a reference batch fixed at start
     virtual_batch_size: int = 64  # size of that reference batch
+    r3gan_blocks: int = opt(2, "R3GAN: residual blocks per resolution stage (model r3gan, r3gan-mlp)")
+    r3gan_group_size: int = opt(16, "R3GAN: channels per group of each block's grouped 3x3 conv")
+    r3gan_expansion: int = opt(2, "R3GAN: inverted-bottleneck expansion (the blocks' inner width / their width)")
 
 
 @dataclass
@@ -78,10 +83,10 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     optimizer: Literal["adam", "rmsprop", "sgd"] = opt("adam", "optimizer of both networks", "--optimizer")
-    lr_g: float = opt(2e-4, "generator learning rate", "--lr-g")
-    lr_d: float = opt(2e-4, "discriminator learning rate (TTUR: set it apart from lr_g)", "--lr-d")
+    lr_g: ScheduledFloat = opt(2e-4, "generator learning rate (or a schedule, see README: Schedules)", "--lr-g")
+    lr_d: ScheduledFloat = opt(2e-4, "discriminator learning rate (TTUR: set it apart from lr_g)", "--lr-d")
     beta1: float = opt(0.5, "Adam beta1 (0.5 as in DCGAN)", "--beta1")
-    beta2: float = opt(0.999, "Adam beta2", "--beta2")
+    beta2: ScheduledFloat = opt(0.999, "Adam beta2 (or a schedule)", "--beta2")
     momentum: float = 0.0  # SGD / RMSprop momentum
     n_critic: int = opt(1, "D steps per G step; 5 for WGAN and WGAN-GP", "--n-critic")
     impl: Literal["auto", "foreach", "fused", "loop"] = "auto"  # optimizer kernels; auto: fused on CUDA,
@@ -110,6 +115,8 @@ class TrainConfig:
     threads: Optional[int] = opt(None, "CPU threads for PyTorch (default: PyTorch's)", "--threads")
     tensorboard: bool = opt(False, "also log scalars and sample grids to RUN_DIR/tensorboard", "--tensorboard")
     ema_decay: Optional[float] = None  # keep an EMA of G's weights (e.g. 0.999) for sampling and eval
+    ema_half_life: Optional[ScheduledFloat] = None  # ... or give its half-life in images shown (a number or a
+    #                                                  schedule, as StyleGAN and R3GAN do); overrides ema_decay
     eval_every: Optional[int] = opt(None, "evaluate every N epochs while training (default never); keeps "
                                     "checkpoints/best.pt", "--eval-every", metavar="N")
     eval_metric: Literal["fid", "kid", "is", "modes"] = opt("fid", "metric of those evaluations (ring/grid: "
@@ -132,8 +139,9 @@ class TechConfig:
     instance_noise: float = opt(0.0, "std of Gaussian noise added to every D input at step 0 (annealed)")
     instance_noise_steps: int = opt(5000, "the noise falls linearly to 0 over this many steps")
     spectral_norm: bool = opt(False, "spectral normalization of every conv/linear layer of D (Miyato et al.)")
-    r1_gamma: float = opt(0.0, "R1 penalty (gamma/2) E||grad D(x_real)||^2; 0 = off")
-    r2_gamma: float = opt(0.0, "R2 penalty (gamma/2) E||grad D(G(z))||^2 on the fakes (R3GAN uses R1 + R2); 0 = off")
+    r1_gamma: ScheduledFloat = opt(0.0, "R1 penalty (gamma/2) E||grad D(x_real)||^2 (or a schedule); 0 = off")
+    r2_gamma: ScheduledFloat = opt(0.0, "R2 penalty (gamma/2) E||grad D(G(z))||^2 on the fakes (R3GAN uses R1 + "
+                                   "R2; or a schedule); 0 = off")
     g_gate: Optional[float] = opt(None, "skip G's update while D's gap mean D(x) - mean D(G(z)) exceeds this")
     g_gate_max_skips: int = opt(5, "... but for at most this many G updates in a row (a frozen G never catches up)")
     pack: int = opt(1, "PacGAN: D judges `pack` samples at once, concatenated along channels (1 = off)")
@@ -239,6 +247,8 @@ def _plain(tp: Any) -> tuple[type, tuple]:
     origin = typing.get_origin(tp)
     if origin is Union:
         return _plain(args[0])
+    if tp is ScheduledFloat:  # a flag takes a number; schedules come through --set or a --config file
+        return float, ()
     return (type(args[0]), args) if origin is Literal else (tp, ())
 
 

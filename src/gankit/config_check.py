@@ -10,10 +10,12 @@ import operator
 import typing
 from typing import Any, Literal, Union
 
+from . import schedules
 from .errors import GankitError
 
 TOY_DATASETS = ("ring", "grid")
-NAMED_DATASETS = ("fashion-mnist", "mnist", "cifar10") + TOY_DATASETS
+STACKED_DATASETS = ("stacked-fashion-mnist", "stacked-mnist")  # 3 source images as R, G, B (data/stacked.py)
+NAMED_DATASETS = ("fashion-mnist", "mnist", "cifar10") + STACKED_DATASETS + TOY_DATASETS
 # model.name -> (its networks, what --dataset must give it, the offline demo that writes such a dataset)
 TRANSLATION_MODELS = {"pix2pix": ("U-Net G, PatchGAN D", "paired A|B images", "edges2fashion"),
                       "cyclegan": ("2 ResNet Gs, 2 PatchGAN Ds", "trainA/ and trainB/ folders", "tops2trousers")}
@@ -75,7 +77,8 @@ def _list(key: str, value: Any) -> list:
     return list(value)
 
 
-_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, list: _list}
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, list: _list,
+            schedules.ScheduledFloat: schedules.check}
 
 
 def _merge_section(obj: Any, section: str, values: dict) -> None:
@@ -148,15 +151,19 @@ def _check_bounds(cfg: Any) -> None:
     """Every number finite, and within its range from _BOUNDS."""
     for section in sections(cfg):
         for key, v in dataclasses.asdict(getattr(cfg, section)).items():
-            if isinstance(v, float) and not math.isfinite(v):
+            if any(isinstance(x, float) and not math.isfinite(x) for x in schedules.endpoints(v)):
                 raise GankitError(f"bad value {v!r} for '{section}.{key}'; it must be a finite number")
     for low, high, ends, keys in _BOUNDS:
         lo, hi = _ENDS[ends[0]], _ENDS[ends[1]]
         for key in keys.split():
             section, name = key.split(".")
             value = getattr(getattr(cfg, section), name)
-            for v in value if isinstance(value, list) else [value]:
-                if v is not None and not (lo(v, low) and hi(v, high)):
+            # a schedule starts within the range and may end on its low bound (a learning rate decayed to 0)
+            pairs = [(v, lo) for v in value] if isinstance(value, list) else [
+                (v, lo if i == 0 or not schedules.is_scheduled(value) else operator.ge)
+                for i, v in enumerate(schedules.endpoints(value))]
+            for v, low_ok in pairs:
+                if v is not None and not (low_ok(v, low) and hi(v, high)):
                     raise GankitError(f"bad value {v!r} for '{key}'; it must be {_bound_text(low, high, lo, hi)}")
 
 

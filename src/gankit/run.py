@@ -234,6 +234,14 @@ def deferred_interrupts():
                 signal.raise_signal(signum)
 
 
+def disk_error(e: OSError) -> str:
+    """One line for a failed write: what, where, the free space there, and what to do."""
+    where = Path(e.filename) if e.filename else None
+    free = _free_space(where.parent if where is not None else Path("."))
+    return (f"could not write '{where}' ({e.strerror or e}; {free}); free some space or fix the folder's "
+            "permissions; a run continues with gankit train --resume RUN")
+
+
 def _free_space(folder: Path) -> str:
     try:
         st = os.statvfs(folder)

@@ -17,6 +17,7 @@ import pytest
 from gankit.cli import build_parser, main
 from gankit.cli_train import overrides
 from gankit.config import Config, LossConfig, TechConfig, build_config, preset_names, train_flags
+from gankit.schedules import ScheduledFloat
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # the command-line contract of scripts outside the repository: flag -> type (bool: a switch)
@@ -39,7 +40,9 @@ def options() -> dict[str, argparse.Action]:
 
 
 def base_type(tp):
-    """Optional[X] -> X; Literal[a, ...] -> type(a)."""
+    """Optional[X] -> X; Literal[a, ...] -> type(a); a number-or-schedule field -> float (its flag takes numbers)."""
+    if tp is ScheduledFloat:
+        return float
     if typing.get_origin(tp) is Union:
         return base_type(next(a for a in typing.get_args(tp) if a is not type(None)))
     return type(typing.get_args(tp)[0]) if typing.get_origin(tp) is Literal else tp

@@ -190,3 +190,68 @@ def test_resuming_a_finished_run_without_more_budget_trains_nothing(tmp_path):
     summary = gankit.resume(run, {}, quiet=True)
     assert summary["steps"] == 4 and summary["stopped_by"] == "max_steps"
     assert load_file(list_step_checkpoints(run)[0])["step"] == 4
+
+
+# ------------------------------------------------------------------ 13 again: a real full disk (a small tmpfs)
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (root only); skipped with the reason where it cannot be mounted."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'}); the monkeypatched test above covers it")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_really_full_disk_keeps_the_previous_checkpoint_and_resume_works_after(small_disk, capsys):
+    run = small_disk / "run"
+    gankit.train(_toy(run), quiet=True)
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk to the last byte
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    assert main(["train", "--resume", str(run), "--max-steps", "8", "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert "No space left on device" in line and "MiB free" in line
+    assert load_file(list_step_checkpoints(run)[0])["step"] == 4
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+    filler.unlink()
+    assert gankit.resume(run, {"max_steps": 8}, quiet=True)["steps"] == 8
+
+
+# ------------------------------------------------------------------ 11, 20: gankit translate
+def test_translate_refuses_its_input_as_output_and_keeps_same_stem_inputs_apart(tmp_path, paired, capsys):
+    from PIL import Image
+
+    from tests.conftest import TINY_I2I
+
+    run = tmp_path / "p2p"
+    assert main(["train", "--preset", "pix2pix", "--dataset", str(paired), *TINY_I2I, "--max-steps", "1",
+                 "--out", str(run)]) == 0
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("L", (20, 20), 0).save(src / "a.png")
+    Image.new("L", (20, 20), 255).save(src / "a.jpg")
+    (src / "b.png").write_bytes((src / "a.png").read_bytes()[:40])  # truncated
+    capsys.readouterr()
+    assert main(["translate", str(run), str(src), "--out", str(src)]) == 2
+    assert "is the input folder" in one_error_line(capsys)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable image"):
+        assert main(["translate", str(run), str(src), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg.png", "a.png.png"]
+
+
+# ------------------------------------------------------------------ 21: damaged run files
+def test_a_log_with_rows_that_are_not_objects_is_read_past(tmp_path):
+    from gankit.run import read_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b'{"step": 1}\n[1, 2]\n"text"\n\xff\xfe not json\n{"step": 2}\n{"step": 3, "torn')
+    assert read_log(log) == [{"step": 1}, {"step": 2}]

@@ -14,6 +14,7 @@ from ..devices import is_gpu
 from ..errors import GankitError
 from .folders import load_labelled_folder
 from .idx import find_idx_pair, read_idx
+from .stacked import STACKED_SOURCES, stack
 from .toy2d import sample_toy, toy_centers, toy_std
 
 __all__ = ["Data", "load_dataset", "sample_toy", "to_float", "to_uint8", "toy_centers", "toy_std"]
@@ -166,20 +167,38 @@ def _fit(x: Tensor, size: int | None, channels: int | None) -> Tensor:
     return x.contiguous()
 
 
+def _load_toy(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    x = sample_toy(name, cfg.toy_size, generator=torch.Generator().manual_seed(seed))
+    return x, torch.cdist(x, toy_centers(name)).argmin(1)  # the mode each point came from
+
+
+def _load_idx(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    x, labels = _load_mnist_like(name, cfg)
+    return _fit(x, cfg.image_size, cfg.channels), labels
+
+
+def _load_cifar(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    x, labels = _load_cifar10(cfg)
+    return _fit(x, cfg.image_size, cfg.channels), labels
+
+
+def _load_stacked(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    """Three images of the source dataset as R, G, B; data.limit images (default 128,000), drawn by `seed`."""
+    x, labels = _load_mnist_like(STACKED_SOURCES[name], cfg)
+    x, labels = stack(_fit(x, cfg.image_size, None), labels, cfg.limit, seed)
+    return _fit(x, None, cfg.channels), labels
+
+
+# named dataset -> (its name, cfg, seed) -> (x, labels); any other name is an image folder
+LOADERS = {**dict.fromkeys(TOY_DATASETS, _load_toy), "fashion-mnist": _load_idx, "mnist": _load_idx,
+           "cifar10": _load_cifar, **dict.fromkeys(STACKED_SOURCES, _load_stacked)}
+
+
 def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
     """Load a dataset named or pointed at by cfg.dataset."""
     name = cfg.dataset
-    labels = None
-    if name in TOY_DATASETS:
-        g = torch.Generator().manual_seed(seed)
-        x = sample_toy(name, cfg.toy_size, generator=g)
-        labels = torch.cdist(x, toy_centers(name)).argmin(1)  # the mode each point came from
-    elif name in ("fashion-mnist", "mnist"):
-        x, labels = _load_mnist_like(name, cfg)
-        x = _fit(x, cfg.image_size, cfg.channels)
-    elif name == "cifar10":
-        x, labels = _load_cifar10(cfg)
-        x = _fit(x, cfg.image_size, cfg.channels)
+    if name in LOADERS:
+        x, labels = LOADERS[name](name, cfg, seed)
     else:
         x, labels, classes = load_labelled_folder(name, cfg.image_size, cfg.channels, cfg.workers)
         labels = labels if len(classes) > 1 else None  # one subfolder per class gives labels

@@ -13,9 +13,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from torch import Tensor
 
+from ..config import STACKED_DATASETS
 from ..errors import GankitError
 from ..registry import Registry
 from . import distances as dist
+from .stacked_modes import STACKED_NUM, image_modes
 from .toy import toy_modes
 
 
@@ -25,6 +27,7 @@ class Needs(enum.Flag):
     FAKE_FEATURES = enum.auto()  # features of the samples
     FAKE_PROBS = enum.auto()  # the extractor's class probabilities of the samples
     POINTS = enum.auto()  # the 2-D samples themselves (ring, grid)
+    STACKS = enum.auto()  # the sample images of a stacked dataset (each channel classified by its source's judge)
 
 
 EXTRACTED = Needs.REAL_FEATURES | Needs.FAKE_FEATURES | Needs.FAKE_PROBS  # what a feature extractor gives
@@ -38,6 +41,9 @@ class Inputs:
     fake_features: Optional[np.ndarray] = None
     fake_probs: Optional[np.ndarray] = None
     points: Optional[Tensor] = None
+    images: Optional[Tensor] = None  # the samples as uint8 images (stacked datasets: their channels are classified)
+    data_dir: Optional[str] = None  # where the reference set's files are (the judge of a stacked set's source)
+    device: str = "cpu"
     quick: bool = False  # during training: a cheaper estimate (fewer KID subsets)
 
 
@@ -95,7 +101,14 @@ register(Metric("fid", BOTH, lambda i: {"fid": dist.fid_from_features(i.real_fea
 register(Metric("kid", BOTH, _kid, higher_is_better=False, default=True, follows=("kid",)))
 register(Metric("is", Needs.FAKE_PROBS, _is, higher_is_better=True, default=True, follows=("is",)))
 register(Metric("pr", BOTH, _pr, higher_is_better=True, default=True))
-register(Metric("modes", Needs.POINTS, lambda i: toy_modes(i.points, i.dataset), higher_is_better=True, default=True,
+def _modes(i: Inputs) -> dict:
+    """Ring and grid: their centres; a stacked dataset: the class triples of its images' channels."""
+    if i.points is not None:
+        return toy_modes(i.points, i.dataset)
+    return image_modes(i.images, i.dataset, i.data_dir, i.device)
+
+
+register(Metric("modes", Needs.POINTS | Needs.STACKS, _modes, higher_is_better=True, default=True,
                 follows=("modes", "reverse_kl", "high_quality"),
                 rank=lambda v: v["modes"] - min(v["reverse_kl"], 10) / 100))  # more modes, then lower reverse KL
 
@@ -123,17 +136,31 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_kind(metrics: Sequence[str], points: bool) -> list[Metric]:
-    """The chosen metrics, refused where they do not apply to the data (images or 2-D points)."""
+def applies(m: Metric, points: bool, dataset: str = "") -> bool:
+    """m scores this data: 2-D points, images, or (Needs.STACKS) the images of a stacked dataset."""
+    return m.on_points == points or (not points and bool(m.needs & Needs.STACKS) and dataset in STACKED_DATASETS)
+
+
+def check_kind(metrics: Sequence[str], points: bool, dataset: str = "") -> list[Metric]:
+    """The chosen metrics, refused where they do not apply to the data (images, 2-D points or the images of
+    the stacked dataset `dataset`)."""
     chosen = [METRICS.get(m) for m in metrics]
     for m in chosen:
-        if m.on_points != points:
+        if not applies(m, points, dataset):
             if points:
                 raise GankitError(f"metric '{m.name}' needs images; for ring and grid use --metrics "
                                   f"{','.join(default_metrics(True))}")
+            also = f" (and {', '.join(STACKED_DATASETS)} images)" if m.needs & Needs.STACKS else ""
             raise GankitError(f"--metrics {m.name} is for ring and grid samples; for images use "
-                              f"{','.join(default_metrics(False))}")
+                              f"{','.join(default_metrics(False))}{also}")
     return chosen
+
+
+def default_num(metrics: Sequence[str], points: bool, dataset: str = "") -> int:
+    """Samples scored when --num is not given: 2,500 points, 10,000 images, 26,000 images of a stacked
+    dataset when a metric counts their modes (the protocol of VEEGAN and PacGAN)."""
+    stacks = not points and dataset in STACKED_DATASETS and any(METRICS.get(m).needs & Needs.STACKS for m in metrics)
+    return STACKED_NUM if stacks else 2500 if points else 10000
 
 
 def training_metric(cfg) -> Metric:

@@ -17,7 +17,18 @@ from ..config import TOY_DATASETS
 from ..errors import GankitError
 from ..run import cache_root, read_config
 from . import distances as dist
-from .catalog import EXTRACTED, METRICS, Inputs, Needs, all_metrics, check_kind, default_metrics, parse_metrics, training_metric
+from .catalog import (
+    EXTRACTED,
+    METRICS,
+    Inputs,
+    Needs,
+    all_metrics,
+    check_kind,
+    default_metrics,
+    default_num,
+    parse_metrics,
+    training_metric,
+)
 from .features import EXTRACTORS, JUDGE_DATASETS, Extractor
 from .record import record_result
 from .sets import IMAGE_LAYOUT, MAX_SET_BYTES, load_set
@@ -68,17 +79,20 @@ def warn_small_fid(metrics: Sequence[str], *sets: torch.Tensor) -> None:
 
 
 def score(real: torch.Tensor, fake: torch.Tensor, metrics: Sequence[str], real_spec: str,
-          extractor_factory: Callable[[], Extractor], real_stats: Optional[str] = None) -> tuple[dict, dict]:
+          extractor_factory: Callable[[], Extractor], real_stats: Optional[str] = None, data_dir: Optional[str] = None,
+          device: str = "cpu") -> tuple[dict, dict]:
     """Compute the metrics: features only when one of them needs them, the reference set's only when one
     compares with it. Returns (values, extractor info)."""
     points = fake.dim() == 2
     if points and real_spec not in TOY_DATASETS:
         raise GankitError(f"2-D samples are scored against ring or grid with --metrics {','.join(default_metrics(True))}")
-    chosen = check_kind(metrics, points)
+    chosen = check_kind(metrics, points, real_spec)
     needs = Needs(0)
     for m in chosen:
         needs |= m.needs
-    inputs, info, extras = Inputs(real_spec, points=fake if points else None), {"extractor": "none (2-D points)"}, {}
+    inputs = Inputs(real_spec, points=fake if points else None, images=None if points else fake, data_dir=data_dir,
+                    device=device)
+    info, extras = {"extractor": "none (2-D points)"}, {}
     if needs & EXTRACTED:
         ex = extractor_factory()
         if needs & Needs.REAL_FEATURES:
@@ -105,7 +119,7 @@ def evaluate_sets(real_spec: str, fake_spec: str, metrics: Optional[Sequence[str
     metrics = parse_metrics(metrics) if metrics else default_metrics(fake.dim() == 2)
     warn_small_fid(metrics, fake, real)
     factory = lambda: choose_extractor(features, real_spec, data_dir, inception_weights, device)  # noqa: E731
-    values, info = score(real, fake, metrics, real_spec, factory, real_stats)
+    values, info = score(real, fake, metrics, real_spec, factory, real_stats, data_dir, device)
     return {"metrics": values, "features": info, "real": real_desc, "fake": fake_desc,
             "seconds": round(time.time() - t0, 1)}
 
@@ -130,17 +144,18 @@ def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features
     t0, run, device = time.time(), Path(run_dir), str(resolve_device(device))
     cfg = read_config(run)
     metrics = parse_metrics(metrics) if metrics else default_metrics(cfg.is_toy)
-    check_kind(metrics, cfg.is_toy)  # before anything is generated
+    check_kind(metrics, cfg.is_toy, cfg.data.dataset)  # before anything is generated
     G, gcfg, path, ckpt = load_generator_checkpoint(run, checkpoint, device)
     each = 2 * (int(np.prod(ckpt["shape"])) + FEATURE_BYTES)  # uint8 real and fake images and their features
-    num = check_num((2500 if cfg.is_toy else 10000) if num is None else num, bytes_each=0 if cfg.is_toy else each)
+    num = check_num(default_num(metrics, cfg.is_toy, cfg.data.dataset) if num is None else num,
+                    bytes_each=0 if cfg.is_toy else each)
     fake = _fake_set(G, gcfg, num, seed, device, images=not cfg.is_toy)
     real = load_dataset(cfg.data, cfg.train.seed).x
     if len(real) > num:
         real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:num].sort().values]
     spec = cfg.data.dataset
     factory = lambda: choose_extractor(features, spec, cfg.data.data_dir, inception_weights, device)  # noqa: E731
-    values, info = score(real, fake, metrics, spec, factory, real_stats)
+    values, info = score(real, fake, metrics, spec, factory, real_stats, cfg.data.data_dir, device)
     result = {"metrics": values, "features": info, "step": int(ckpt["step"]), "checkpoint": path.name,
               "real": {"source": spec, "kind": "dataset", "split": "train", "n": len(real)},
               "fake": {"source": f"{run.name}/{path.name}", "kind": "generator", "n": len(fake), "seed": seed},

@@ -22,9 +22,11 @@ MODELS.register("dcgan")(("dcgan", "dcgan"))
 MODELS.register("resnet-rrb")(("resnet", "dcgan"))
 MODELS.register("dcgan-attn")(("dcgan", "attention"))
 MODELS.register("resnet-attn")(("resnet", "attention"))
+MODELS.register("r3gan")(("r3gan", "r3gan"))
+MODELS.register("r3gan-mlp")(("r3gan-mlp", "r3gan-mlp"))
 
 
-POINT_MODELS = ({"mlp"}, {"mlp", "attention"})  # the G and D builders that take 2-D points
+POINT_MODELS = ({"mlp", "r3gan-mlp"}, {"mlp", "attention", "r3gan-mlp"})  # the G and D builders that take 2-D points
 
 
 def pair_names(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[str, str]:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..metrics.toy import toy_modes
+from ..schedules import value_at
 
 
 def diversity(x: torch.Tensor) -> float:
@@ -95,7 +96,8 @@ class Diagnostics:
                     f"D's gradient has been exactly 0 for {len(self.grad_d)} steps")
             self._warn("saturated", step, epoch,
                        f"the discriminator is saturated at step {step}: {what}; the learning rates are far too high "
-                       f"(lr_g={self.cfg.optim.lr_g:g}, lr_d={self.cfg.optim.lr_d:g}). Lower --lr-g/--lr-d (e.g. 2e-4)")
+                       f"(lr_g={value_at(self.cfg.optim.lr_g, step):g}, "
+                       f"lr_d={value_at(self.cfg.optim.lr_d, step):g}). Lower --lr-g/--lr-d (e.g. 2e-4)")
 
     def _floor_check(self, kind: str, window: deque, floor: float, step: int, epoch: int,
                      message: Callable[[float], str]) -> None:

@@ -143,6 +143,26 @@ def plot_metric(history: Sequence[dict], steps_per_epoch: int, path: Path) -> No
     plt.close(fig)
 
 
+SCHEDULED = ("lr_g", "lr_d", "beta2", "r1_gamma", "r2_gamma", "ema_half_life")  # keys logged when scheduled
+
+
+def plot_schedules(rows: Sequence[dict], path: Path) -> bool:
+    """One panel per hyper-parameter that followed a schedule (as logged). False when none did."""
+    keys = [k for k in SCHEDULED if any(r.get(k) is not None for r in rows)]
+    if not keys:
+        return False
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), dpi=100, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot(*zip(*[(r["step"], r[key]) for r in rows if r.get(key) is not None]))
+        ax.set_title(key)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def write_run_plots(run: Path, steps_per_epoch: int, probabilities: bool, device: str, final: bool = False) -> None:
     """Every picture of a run folder from its files (log.jsonl, the grids, metrics.json), then report.html:
     the same after training, during it, and after `gankit eval` added a result."""
@@ -155,6 +175,7 @@ def write_run_plots(run: Path, steps_per_epoch: int, probabilities: bool, device
         plot_losses(rows, steps_per_epoch, run / "losses.png")
         plot_d_outputs(rows, steps_per_epoch, run / "d_outputs.png", probabilities)
         plot_grad_norms(rows, steps_per_epoch, run / "grad_norms.png")
+        plot_schedules(rows, run / "schedules.png")
     grids = sorted((run / "samples").glob("epoch-*.png"))
     if final and (run / "samples" / "final.png").is_file():
         grids.append(run / "samples" / "final.png")

@@ -101,7 +101,7 @@ def write_report(run: Path, device: str, title: Optional[str] = None) -> Path:
               f'<input id="slider" type="range" min="0" max="{len(frames) - 1}" value="{len(frames) - 1}" '
               f'style="width:60%"> <span id="frame-label"></span><br><img id="frame" alt="samples of this epoch">'
               f'<script id="frames" type="application/json">{json.dumps(frames)}</script><script>{SLIDER_JS}</script>')
-    curves = "".join(_img(run / f, f) for f in ("losses.png", "d_outputs.png", "grad_norms.png", "metrics.png"))
+    curves = "".join(_img(run / f, f) for f in ("losses.png", "d_outputs.png", "grad_norms.png", "schedules.png", "metrics.png"))
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(title or run.name)} - gankit report</title><style>{STYLE}</style></head><body>
 <h1>{html.escape(title or run.name)}</h1><p>gankit run report, rewritten every epoch.</p>

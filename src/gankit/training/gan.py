@@ -16,6 +16,7 @@ from ..errors import GankitError
 from ..losses import objective_of
 from ..models import sample_z
 from ..observe.plots import save_samples
+from ..schedules import value_at
 from .dist import SINGLE, Dist
 from .optimizers import make_optimizer
 from .precision import Precision
@@ -49,8 +50,8 @@ class GanRecipe(Recipe):
         self.G, self.D = G.to(self.device, memory_format=layout), D.to(self.device, memory_format=layout)
         self.channels_last = layout is torch.channels_last
         self.nets, self.generators = {"G": self.G, "D": self.D}, ("G",)
-        self.optims = {"g": make_optimizer(self.G.parameters(), cfg.optim, cfg.optim.lr_g, self.device),
-                       "d": make_optimizer(self.D.parameters(), cfg.optim, cfg.optim.lr_d, self.device)}
+        self.optims = {"g": make_optimizer(self.G.parameters(), cfg.optim, value_at(cfg.optim.lr_g), self.device),
+                       "d": make_optimizer(self.D.parameters(), cfg.optim, value_at(cfg.optim.lr_d), self.device)}
         self._fixed_inputs()
         self.labelled = None
         if self.cond.classifies and not self.cond.takes_class:  # the K+1 GAN: a few labelled examples per class
@@ -119,7 +120,9 @@ class GanRecipe(Recipe):
     def extras(self, step: int) -> Extras:
         """The techniques acting inside the D and G steps at this step."""
         tc, loss = self.cfg.tech, self.cfg.loss
-        return Extras(view=make_view(tc, step), r1_gamma=tc.r1_gamma, r2_gamma=tc.r2_gamma, replay=self.replay,
+        images = step * self.cfg.train.batch_size
+        return Extras(view=make_view(tc, step), r1_gamma=value_at(tc.r1_gamma, step, images),
+                      r2_gamma=value_at(tc.r2_gamma, step, images), replay=self.replay,
                       ha_d=self.ha.get("D"), ha_g=self.ha.get("G"), ha_weight=tc.historical_averaging,
                       feature_matching=tc.feature_matching, unrolled_steps=tc.unrolled_steps, opt_d=self.optims["d"],
                       prec=self.prec, cond=self.cond, gp_lambda=loss.gp_lambda, clip=loss.clip)
@@ -134,7 +137,7 @@ class GanRecipe(Recipe):
                 self.g_skipped += 1
             else:
                 self.last_g = g_step(self.G_train, self.D, self.optims["g"], batch, obj, e)
-                self.update_ema()
+                self.update_ema(step)
         if self.cfg.tech.g_gate is not None:
             stats["g_skipped"] = torch.tensor(float(self.g_skipped))  # G updates skipped by the gate so far
         return {**stats, **self.last_g}  # between G updates the row repeats G's last values

@@ -70,8 +70,8 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
             if stopped_by:
                 break
             for i in range(pos.step - pos.epoch * recipe.steps_per_epoch, recipe.steps_per_epoch):
-                recipe.set_lr_factor(recipe.lr_factor(pos))
-                stats = recipe.step(recipe.batch(pos.epoch, i), pos.step)
+                scheduled = recipe.apply_schedules(pos)  # learning rates, beta2, penalty weights at this step
+                stats = {**recipe.step(recipe.batch(pos.epoch, i), pos.step), **scheduled}
                 pos.step, pos.elapsed = pos.step + 1, time.monotonic() - t0
                 sync = due(pos.step, watch.log_every)  # the only place values are read from the device
                 if sync and not watch.log(stats, pos):

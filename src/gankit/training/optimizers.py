@@ -12,6 +12,7 @@ from ..config import OptimConfig
 from ..devices import is_gpu
 from ..errors import GankitError
 from ..registry import Registry
+from ..schedules import value_at
 
 # (param group, gradient, first moment, second moment, step count) -> (update, m, v, t)
 Rule = Callable[[dict, Tensor, object, object, float], tuple[Tensor, object, object, float]]
@@ -44,7 +45,7 @@ class OptimizerKind:
 
 
 OPTIMIZERS: Registry[OptimizerKind] = Registry("optimizer")
-OPTIMIZERS.register("adam")(OptimizerKind(torch.optim.Adam, lambda c: {"betas": (c.beta1, c.beta2)}, adam_rule, True))
+OPTIMIZERS.register("adam")(OptimizerKind(torch.optim.Adam, lambda c: {"betas": (c.beta1, value_at(c.beta2))}, adam_rule, True))
 OPTIMIZERS.register("rmsprop")(OptimizerKind(torch.optim.RMSprop, lambda c: {"momentum": c.momentum}, rmsprop_rule))
 OPTIMIZERS.register("sgd")(OptimizerKind(torch.optim.SGD, lambda c: {"momentum": c.momentum}, sgd_rule))
 KERNELS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}

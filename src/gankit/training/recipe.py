@@ -18,6 +18,7 @@ from torch import nn
 from ..config import Config
 from ..devices import is_gpu, pick_device
 from ..errors import GankitError
+from ..schedules import is_scheduled, value_at
 from .dist import SINGLE, Dist
 from .ema import ema_update_, make_ema
 from .precision import DTYPES
@@ -97,7 +98,7 @@ class Recipe:
         return {}
 
     def lr_factor(self, pos) -> float:
-        """The learning rates' schedule at this position (a share of the base rates; 1: constant)."""
+        """A family's own learning-rate factor at this position (1: none; CycleGAN decays to 0)."""
         return 1.0
 
     def extra_state(self) -> dict:
@@ -110,26 +111,42 @@ class Recipe:
     # ------------------------------------------------------------ common to every family
     def finish_setup(self) -> None:
         """After the subclass built its networks and optimizers: EMA copies and base learning rates."""
-        if self.cfg.train.ema_decay:
+        if self.cfg.train.ema_decay or self.cfg.train.ema_half_life is not None:
             self.ema = {k: make_ema(self.nets[k]) for k in self.generators}
-        self.base_lr = {k: [g["lr"] for g in opt.param_groups] for k, opt in self.optims.items()}
+        self.lr_factor_now = 1.0
 
-    def update_ema(self) -> None:
-        """After each generator update: the EMA follows (warmed up over the first updates)."""
+    def update_ema(self, step: int = 0) -> None:
+        """After each generator update: the EMA follows (warmed up over the first updates). With a half-life
+        of H images, the decay per update of B images is 0.5 ** (B / H)."""
         if self.ema:
+            t = self.cfg.train
             self.ema_updates += 1
+            decay = t.ema_decay
+            if t.ema_half_life is not None:
+                half_life = value_at(t.ema_half_life, step, step * t.batch_size)
+                decay = 0.5 ** (t.batch_size / half_life) if half_life > 0 else 0.0
             for k, avg in self.ema.items():
-                ema_update_(avg, self.nets[k], self.cfg.train.ema_decay, self.ema_updates)
+                ema_update_(avg, self.nets[k], decay, self.ema_updates)
 
     def sampling_net(self, name: str) -> nn.Module:
         """The network to sample and evaluate with: its EMA when the run keeps one."""
         return self.ema.get(name, self.nets[name])
 
-    def set_lr_factor(self, factor: float) -> None:
-        """Learning rates = base x factor x lr_scale (factor: a family's schedule, e.g. CycleGAN's decay)."""
+    def apply_schedules(self, pos) -> dict[str, torch.Tensor]:
+        """Learning rates = the configured value or schedule at this step x the family's factor (CycleGAN's
+        decay) x lr_scale (halved at each rollback); Adam's beta2 likewise. Returns the scheduled values, to log."""
+        o, t, step = self.cfg.optim, self.cfg.train, pos.step
+        images = step * t.batch_size
+        self.lr_factor_now = self.lr_factor(pos)
         for k, opt in self.optims.items():
-            for group, lr in zip(opt.param_groups, self.base_lr[k]):
-                group["lr"] = lr * factor * self.lr_scale
+            lr = value_at(getattr(o, f"lr_{k}"), step, images) * self.lr_factor_now * self.lr_scale
+            for group in opt.param_groups:
+                group["lr"] = lr
+                if group.get("betas") is not None:
+                    group["betas"] = (group["betas"][0], value_at(o.beta2, step, images))
+        keys = {"lr_g": o.lr_g, "lr_d": o.lr_d, "beta2": o.beta2, "r1_gamma": self.cfg.tech.r1_gamma,
+                "r2_gamma": self.cfg.tech.r2_gamma, "ema_half_life": t.ema_half_life}
+        return {k: torch.tensor(value_at(v, step, images)) for k, v in keys.items() if is_scheduled(v)}
 
     def finite(self) -> bool:
         """No weight is NaN or infinite (a diverged state never replaces a good checkpoint)."""
@@ -152,7 +169,6 @@ class Recipe:
         for k, opt in self.optims.items():
             opt.load_state_dict(ckpt[f"opt_{k}"])
         self.lr_scale, self.ema_updates = ckpt.get("lr_scale", 1.0), ckpt.get("ema_updates", 0)
-        self.set_lr_factor(1.0)
         self.load_extra_state(ckpt.get("extra", {}))
         rngs = ckpt.get("rng_ranks")
         if rngs and len(rngs) == self.dist.world:  # each process continues its own stream

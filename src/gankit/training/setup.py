@@ -10,6 +10,7 @@ from torch import nn
 from ..config import Config
 from ..devices import is_gpu
 from ..errors import GankitError
+from ..schedules import ever_positive
 from .dist import Dist
 
 
@@ -37,7 +38,7 @@ def wrap_for_training(G: nn.Module, D: nn.Module, cfg: Config, device: torch.dev
         G_train, D_train = DDP(G_train, device_ids=ids), DDP(D_train, device_ids=ids)
     if t.compile:
         G_train = torch.compile(G_train)
-        double_backward = cfg.loss.name == "wgan-gp" or cfg.tech.r1_gamma > 0 or cfg.tech.r2_gamma > 0 \
+        double_backward = cfg.loss.name == "wgan-gp" or ever_positive(cfg.tech.r1_gamma) or ever_positive(cfg.tech.r2_gamma) \
             or cfg.tech.unrolled_steps > 0
         if not double_backward:  # torch.compile does not follow double backward
             D_train = torch.compile(D_train)

@@ -23,6 +23,7 @@ from ..data import to_float
 from ..data.paired import jitter, load_translation_data
 from ..errors import GankitError
 from ..models.translation import TRANSLATORS, build_translators, translate_batch
+from ..schedules import value_at
 from .dist import SINGLE, Dist
 from .optimizers import make_optimizer
 from .recipe import Recipe
@@ -86,7 +87,7 @@ class TranslationRecipe(Recipe):
         params = {k: [p for name, net in self.nets.items() if name.startswith(k.upper()) for p in net.parameters()]
                   for k in ("g", "d")}
         self.optims = {k: make_optimizer(params[k], cfg.optim, lr, self.device)
-                       for k, lr in (("g", cfg.optim.lr_g), ("d", cfg.optim.lr_d))}
+                       for k, lr in (("g", value_at(cfg.optim.lr_g)), ("d", value_at(cfg.optim.lr_d)))}
         self.gen = torch.Generator().manual_seed(t.seed + 5)  # jitter, pool, B order (unpaired)
         self.finish_setup()
 
@@ -185,7 +186,7 @@ class Pix2PixRecipe(TranslationRecipe):
         l1 = (fake - b).abs().mean()
         loss_g = adv + i.l1_lambda * l1
         _update(self.optims["g"], loss_g)
-        self.update_ema()
+        self.update_ema(step)
         stats.update(loss_g=loss_g, l1=l1)
         return {k: v.detach() for k, v in stats.items()}
 
@@ -228,7 +229,7 @@ class CycleGANRecipe(TranslationRecipe):
         ident = (G(b) - b).abs().mean() + (Fn(a) - a).abs().mean() if lam_id > 0 else a.new_zeros(())
         loss_g = adv + lam * cycle + lam_id * ident
         _update(self.optims["g"], loss_g)
-        self.update_ema()
+        self.update_ema(step)
         DA.requires_grad_(True)
         DB.requires_grad_(True)
         pa, pb = self.pools["A"].query(fake_a, self.gen), self.pools["B"].query(fake_b, self.gen)  # history of fakes
@@ -240,7 +241,7 @@ class CycleGANRecipe(TranslationRecipe):
         _update(self.optims["d"], loss_d)
         stats = {"loss_g": loss_g, "loss_d": loss_d, "loss_adv": adv, "cycle": cycle, "identity": ident,
                  "d_real": (outs[0][0] + outs[1][0]) / 2, "d_fake": (outs[0][1] + outs[1][1]) / 2,
-                 "lr_scale": torch.tensor(self.optims["g"].param_groups[0]["lr"] / self.base_lr["g"][0])}
+                 "lr_scale": torch.tensor(self.lr_factor_now * self.lr_scale)}
         return {k: v.detach() for k, v in stats.items()}
 
     def extra_state(self) -> dict:

@@ -19,6 +19,7 @@ from ..observe.plots import write_run_plots
 from ..observe.progress import Progress
 from ..observe.tensorboard import TensorBoard
 from ..run import NoLog, StatsWriter, atomic_save, checkpoint_dir, fingerprint, save_checkpoint
+from ..schedules import value_at
 from .recipe import Recipe
 
 DIVERGED = "diverged"  # the stop reason of a NaN or infinite loss or weight (exit code 3, rollback)
@@ -199,7 +200,7 @@ class Watch:
     @staticmethod
     def note_rollback(run: Path, step: int, name: str, lr_scale: float, cfg, quiet: bool) -> None:
         message = (f"divergence at step {step}: rolled back to {name} with learning rates x{lr_scale:g} "
-                   f"(lr_g={cfg.optim.lr_g * lr_scale:g}, lr_d={cfg.optim.lr_d * lr_scale:g})")
+                   f"(lr_g={value_at(cfg.optim.lr_g) * lr_scale:g}, lr_d={value_at(cfg.optim.lr_d) * lr_scale:g} at step 0)")
         with open(run / "diagnostics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, "kind": "rollback", "message": message}) + "\n")
         if not quiet:
