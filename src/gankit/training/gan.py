@@ -3,6 +3,7 @@ semi-supervised K+1 GAN, through gankit.conditioning) and every technique switch
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +20,7 @@ from ..observe.plots import save_samples
 from ..schedules import value_at
 from .dist import SINGLE, Dist
 from .optimizers import make_optimizer
-from .precision import Precision
+from .precision import DTYPES, Precision
 from .recipe import Recipe
 from .setup import epoch_permutation, pick_labelled, wrap_for_training
 from .steps import Batch, Extras, classifier_step, d_step, g_step
@@ -66,6 +67,9 @@ class GanRecipe(Recipe):
         if dist.rank > 0:  # dropout, augmentation, replay: each process its own stream
             torch.manual_seed(t.seed + 1_000_003 * dist.rank)
         self.prec = Precision(t.amp, self.device)
+        if self.objective.paired and DTYPES.get(t.amp) is torch.float16:
+            warnings.warn("fp16 autocast with the relativistic pairing loss broke training in R3GAN's experiments; "
+                          "prefer --amp bf16", stacklevel=2)
         self.g_skipped = self.skips_in_a_row = 0  # G updates skipped by the generator-update gate
         self.last_g: dict[str, Tensor] = {}
         self.finish_setup()
