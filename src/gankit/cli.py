@@ -93,6 +93,8 @@ def _bench_parser(sub) -> None:
     s.add_argument("--options", metavar="LIST", help="comma list of speed options to time, each against the "
                    "preset as shipped: default, loop-optim, channels-last, channels-first, compile, bf16, fp16, "
                    "batch-128 (default: default,loop-optim,channels-last,channels-first, plus bf16,fp16 on CUDA)")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="time the presets with this override too, e.g. --set model.minibatch_discrimination=50")
     s.add_argument("--json", action="store_true", help="print one JSON object per preset and option")
     t = bsub.add_parser("toy2d", help="techniques on ring and grid: modes, %% high quality, reverse KL")
     t.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")

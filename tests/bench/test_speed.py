@@ -22,3 +22,11 @@ def test_bench_speed_json(idx_dir, capsys, monkeypatch):
 def test_bench_speed_refuses_unknown_options(capsys):
     assert main(["bench", "speed", "--options", "warp-drive"]) == 2
     assert "unknown speed option 'warp-drive'" in capsys.readouterr().err
+
+
+def test_bench_speed_times_the_preset_with_the_overrides_given():
+    from gankit.bench.speed import speed
+
+    plain = speed("toy", seconds=0.05, device="cpu")
+    wider = speed("toy", seconds=0.05, device="cpu", overrides=[{"model": {"g_hidden": [512, 512, 512]}}])
+    assert wider["gflop_per_step"] > plain["gflop_per_step"]  # the override reached the timed step

@@ -12,7 +12,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..config import build_config
+from ..config import build_config, parse_override
 from ..devices import is_gpu
 from ..errors import GankitError
 
@@ -56,7 +56,7 @@ def _sync(device: torch.device) -> None:
 
 
 def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, device: str = "auto",
-          variant: str = "default", peak: float | None = None) -> dict:
+          variant: str = "default", peak: float | None = None, overrides: list[dict] | None = None) -> dict:
     """Time the training steps of a preset (with one speed option) for `seconds` after a warm-up."""
     from ..training import make_recipe
     from ..training.precision import DTYPES
@@ -66,7 +66,7 @@ def speed(preset: str, seconds: float = 20.0, batch_size: int | None = None, dev
     over = {"train": {"device": device, "epochs": None, "minutes": None, "max_steps": 10**9}}
     if batch_size:
         over["train"]["batch_size"] = batch_size
-    cfg = build_config(preset, overrides=[over, VARIANTS[variant]])
+    cfg = build_config(preset, overrides=[over, *(overrides or []), VARIANTS[variant]])
     recipe = make_recipe(cfg)
     B, spe = cfg.train.batch_size, recipe.steps_per_epoch
 
@@ -146,5 +146,6 @@ def from_args(args) -> list[dict]:
     bad = [o for o in options if o not in VARIANTS]
     if bad:
         raise GankitError(f"unknown speed option '{bad[0]}'; available: {', '.join(VARIANTS)}")
-    return [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device, variant=o)
+    sets = [parse_override(x) for x in getattr(args, "set", [])]
+    return [speed(p, seconds=args.seconds, batch_size=args.batch_size, device=args.device, variant=o, overrides=sets)
             for p in (args.preset or ["dcgan"]) for o in options]
