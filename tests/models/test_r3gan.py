@@ -28,14 +28,6 @@ TINY = ModelConfig(name="r3gan", g_width=8, d_width=8, latent_dim=8, r3gan_block
 OBJ = OBJECTIVES.get("nonsat")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_residual_blocks_are_the_identity_at_initialisation():
     torch.manual_seed(0)
     x = torch.randn(2, 16, 7, 7)

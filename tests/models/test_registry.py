@@ -39,15 +39,6 @@ COND = CondConfig(embed_dim=4, cat_codes=[3], cont_codes=1)
 VARIANTS = {"cgan": [{"d": "concat"}, {"g": "cbn"}], "acgan": [{"g_classifier": True}]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Width-8 networks gain nothing from intra-op threads, and on a busy machine their spinning costs 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def refusal(cfg: ModelConfig, shape: tuple) -> str | None:
     """The GankitError build_models raises for this model and data shape, or None where it builds."""
     with torch.random.fork_rng():  # at collection: leave the global RNG as the other tests expect it
