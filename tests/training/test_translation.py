@@ -113,3 +113,12 @@ def test_translation_refuses_what_it_cannot_do_instead_of_ignoring_it(tmp_path, 
     assert main(["train", "--preset", "pix2pix", "--dataset", str(paired), *TINY, "--max-steps", "1", "--compile",
                  "--out", str(tmp_path / "c")]) == 2
     assert "train.compile is not offered for Pix2Pix runs" in capsys.readouterr().err
+
+
+def test_translation_runs_log_gradient_norms_like_every_run(tmp_path, paired, unpaired):
+    """The one loop's gradient-norm plot and vanishing-gradient check read grad_g and grad_d (issue 12)."""
+    for preset, data in (("pix2pix", paired), ("cyclegan", unpaired)):
+        assert main(["train", "--preset", preset, "--dataset", str(data), *TINY, "--max-steps", "2",
+                     "--out", str(tmp_path / preset)]) == 0
+        rows = [json.loads(r) for r in (tmp_path / preset / "log.jsonl").read_text().splitlines()]
+        assert all(r["grad_g"] > 0 and r["grad_d"] > 0 for r in rows), preset

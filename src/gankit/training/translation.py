@@ -176,7 +176,7 @@ class Pix2PixRecipe(TranslationRecipe):
             real_out, fake_out = D(torch.cat([a, b], 1)), D(torch.cat([a, fake.detach()], 1))
             loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
                             + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
-            _update(self.optims["d"], loss_d)
+            stats["grad_d"] = _update(self.optims["d"], loss_d)
             D.requires_grad_(False)
             out = D(torch.cat([a, fake], 1))
             adv = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
@@ -185,7 +185,7 @@ class Pix2PixRecipe(TranslationRecipe):
                          loss_adv=adv)
         l1 = (fake - b).abs().mean()
         loss_g = adv + i.l1_lambda * l1
-        _update(self.optims["g"], loss_g)
+        stats["grad_g"] = _update(self.optims["g"], loss_g)
         self.update_ema(step)
         stats.update(loss_g=loss_g, l1=l1)
         return {k: v.detach() for k, v in stats.items()}
@@ -228,7 +228,7 @@ class CycleGANRecipe(TranslationRecipe):
         cycle = (Fn(fake_b) - a).abs().mean() + (G(fake_a) - b).abs().mean()
         ident = (G(b) - b).abs().mean() + (Fn(a) - a).abs().mean() if lam_id > 0 else a.new_zeros(())
         loss_g = adv + lam * cycle + lam_id * ident
-        _update(self.optims["g"], loss_g)
+        grad_g = _update(self.optims["g"], loss_g)
         self.update_ema(step)
         DA.requires_grad_(True)
         DB.requires_grad_(True)
@@ -238,8 +238,9 @@ class CycleGANRecipe(TranslationRecipe):
             r, f = D(real), D(fake.detach())
             loss_d = loss_d + 0.5 * (F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f)))
             outs.append((r.mean(), f.mean()))
-        _update(self.optims["d"], loss_d)
-        stats = {"loss_g": loss_g, "loss_d": loss_d, "loss_adv": adv, "cycle": cycle, "identity": ident,
+        grad_d = _update(self.optims["d"], loss_d)
+        stats = {"loss_g": loss_g, "loss_d": loss_d, "grad_g": grad_g, "grad_d": grad_d, "loss_adv": adv,
+                 "cycle": cycle, "identity": ident,
                  "d_real": (outs[0][0] + outs[1][0]) / 2, "d_fake": (outs[0][1] + outs[1][1]) / 2,
                  "lr_scale": torch.tensor(self.lr_factor_now * self.lr_scale)}
         return {k: v.detach() for k, v in stats.items()}
@@ -253,10 +254,14 @@ class CycleGANRecipe(TranslationRecipe):
             p.load_state_dict(state["pools"][k])
 
 
-def _update(opt: torch.optim.Optimizer, loss: Tensor) -> None:
+def _update(opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
+    """One optimizer step on loss. Returns the gradient norm of the networks it updates (for the log)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    grads = [p.grad.detach() for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
     opt.step()
+    return norm
 
 
 RECIPES = {"pix2pix": Pix2PixRecipe, "cyclegan": CycleGANRecipe}  # the names of models.translation.TRANSLATORS
