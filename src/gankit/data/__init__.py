@@ -12,6 +12,7 @@ from torch import Tensor
 from ..config import TOY_DATASETS, DataConfig
 from ..devices import is_gpu
 from ..errors import GankitError
+from ..run import cache_root as run_cache_root
 from .folders import load_labelled_folder
 from .idx import find_idx_pair, read_idx
 from .stacked import STACKED_SOURCES, stack
@@ -89,7 +90,7 @@ def search_dirs(name: str, data_dir: str | None) -> list[Path]:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "data"
+    return run_cache_root() / "data"
 
 
 def _offline() -> bool:

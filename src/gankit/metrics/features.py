@@ -8,7 +8,6 @@ judge:     the dataset's own small classifier (see judge.py).
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -18,6 +17,7 @@ import torch
 
 from ..errors import GankitError
 from ..registry import Registry
+from ..run import cache_root
 
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                  "weights-inception-2015-12-05-6726825d.pth")
@@ -45,7 +45,7 @@ class Extractor:
 
 
 def weights_cache() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "weights"
+    return cache_root() / "weights"
 
 
 def _inception_weights(path: Optional[str]) -> Path:

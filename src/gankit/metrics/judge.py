@@ -8,7 +8,6 @@ Trained judges are cached by the content hash of their training data.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -23,7 +22,7 @@ from ..data import Data, load_dataset
 from ..data.folders import load_labelled_folder
 from ..data.idx import find_idx_pair, read_idx
 from ..errors import GankitError
-from ..run import atomic_save
+from ..run import atomic_save, cache_root
 
 JUDGE_VERSION = 1
 
@@ -45,7 +44,7 @@ class JudgeNet(nn.Module):
 
 
 def judge_dir() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE", Path.home() / ".cache" / "gankit")) / "judges"
+    return cache_root() / "judges"
 
 
 def content_hash(x: torch.Tensor) -> str:

@@ -101,11 +101,10 @@ class GanRecipe(Recipe):
 
     def batch(self, epoch: int, i: int) -> Batch:
         B, b = self.cfg.train.batch_size, self.local_batch
-        if i == 0 or getattr(self, "_perm_epoch", None) != epoch:
-            self._perm = epoch_permutation(self.cfg.train.seed, epoch, len(self.data)).to(self.data.x.device)
-            self._perm_epoch = epoch
+        perm = self.epoch_order(epoch, lambda e: epoch_permutation(self.cfg.train.seed, e, len(self.data)).to(
+            self.data.x.device))
         first = i * B + self.dist.rank * b  # this process's share of the global batch: [first, first + b)
-        idx = self._perm[first:first + b]
+        idx = perm[first:first + b]
         real = self.data.batch(idx)  # [b, *shape]
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)

@@ -4,6 +4,7 @@ does around the steps lives in training/watch.py.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import signal
 import sys
@@ -95,7 +96,7 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     try:
         run = free_run_dir(cfg, procs.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
         recipe = make_recipe(cfg, procs)  # data and models first: a bad dataset leaves no empty run folder behind
-        with RunLock(run) if procs.main else _NoLock():
+        with RunLock(run) if procs.main else contextlib.nullcontext():
             if procs.main:
                 create_run_dir(cfg, run)
                 if not quiet:
@@ -117,14 +118,6 @@ def make_recipe(cfg: Config, d: Dist = SINGLE) -> Recipe:
     from .gan import GanRecipe
 
     return GanRecipe(cfg, d)
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
 
 
 def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, procs: Dist = SINGLE) -> dict:
@@ -159,7 +152,7 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
     cfg = read_config(run)
     procs = from_env(cfg.train.device)
     try:
-        with RunLock(run) if procs.main else _NoLock():
+        with RunLock(run) if procs.main else contextlib.nullcontext():
             ckpt, _ = load_latest(run, map_location="cpu", expected=fingerprint(cfg))
             if ckpt is None and list_step_checkpoints(run):
                 raise GankitError(f"no checkpoint in '{run}' matches its config.yaml (edited, or files from another "

@@ -58,6 +58,7 @@ class Recipe:
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self.ema: dict[str, nn.Module] = {}
         self.lr_scale = 1.0  # halved at each rollback after a divergence
+        self._order_epoch, self._order = None, None
         self.ema_updates = 0
         self.steps_per_epoch = 1
         self.shape: tuple[int, ...] = ()
@@ -109,6 +110,12 @@ class Recipe:
         pass
 
     # ------------------------------------------------------------ common to every family
+    def epoch_order(self, epoch: int, make):
+        """The epoch's data order, made by make(epoch) once per epoch rather than at every batch."""
+        if self._order_epoch != epoch:
+            self._order, self._order_epoch = make(epoch), epoch
+        return self._order
+
     def finish_setup(self) -> None:
         """After the subclass built its networks and optimizers: EMA copies and base learning rates."""
         if self.cfg.train.ema_decay or self.cfg.train.ema_half_life is not None:

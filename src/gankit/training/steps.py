@@ -53,9 +53,9 @@ def _seen(x: Tensor, e: Extras) -> Tensor:
     return e.view(x) if e.view is not None else x
 
 
-def grad_norm(net: nn.Module) -> Tensor:
-    """Global L2 norm of a network's gradients (a diagnostic: vanishing or exploding updates)."""
-    grads = [p.grad.detach() for p in net.parameters() if p.grad is not None]
+def grad_norm(params) -> Tensor:
+    """Global L2 norm of the gradients of some parameters (a diagnostic: vanishing or exploding updates)."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
@@ -64,7 +64,7 @@ def grad_norm(net: nn.Module) -> Tensor:
 def scaled_grad_norm(net: nn.Module, scaler: torch.amp.GradScaler) -> Tensor:
     """G's or D's gradient norm after unscaling. With fp16 a step whose gradients overflowed is skipped by
     the scaler (and its scale lowered): that is bookkeeping, not divergence, so it is logged as 0."""
-    norm = grad_norm(net)
+    norm = grad_norm(net.parameters())
     return torch.nan_to_num(norm, nan=0.0, posinf=0.0) if scaler.is_enabled() else norm
 
 

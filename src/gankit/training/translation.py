@@ -28,6 +28,7 @@ from .dist import SINGLE, Dist
 from .optimizers import make_optimizer
 from .recipe import Recipe
 from .setup import epoch_permutation
+from .steps import grad_norm
 
 
 class ImagePool:
@@ -96,7 +97,7 @@ class TranslationRecipe(Recipe):
 
     def batch(self, epoch: int, i: int) -> tuple[Tensor, Tensor]:
         B = self.cfg.train.batch_size
-        perm, perm_b = self._orders(epoch)
+        perm, perm_b = self.epoch_order(epoch, self._orders)
         idx, idx_b = perm[i * B:(i + 1) * B], perm_b[i * B:(i + 1) * B]
         a, b = to_float(self.A[idx.to(self.A.device)]), to_float(self.B[idx_b.to(self.B.device)])
         return self._jitter(a, b) if self.cfg.i2i.jitter else (a, b)
@@ -258,8 +259,7 @@ def _update(opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
     """One optimizer step on loss. Returns the gradient norm of the networks it updates (for the log)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    grads = [p.grad.detach() for group in opt.param_groups for p in group["params"] if p.grad is not None]
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
+    norm = grad_norm(p for group in opt.param_groups for p in group["params"])
     opt.step()
     return norm
 

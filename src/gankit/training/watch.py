@@ -20,7 +20,7 @@ from ..observe.progress import Progress
 from ..observe.tensorboard import TensorBoard
 from ..run import NoLog, StatsWriter, atomic_save, checkpoint_dir, fingerprint, save_checkpoint
 from ..schedules import value_at
-from .recipe import Recipe
+from .recipe import Recipe, rng_state
 
 DIVERGED = "diverged"  # the stop reason of a NaN or infinite loss or weight (exit code 3, rollback)
 PLOT_EVERY_S = 30.0  # least seconds between rewrites of the curves during training (always at the end)
@@ -59,7 +59,7 @@ def save_if_finite(recipe: Recipe, run: Path, pos: Position, best: Optional[floa
     if not recipe.finite():
         return False
     d = recipe.dist
-    rngs = d.gather(recipe.state_dict()["rng"]) if d.active else None
+    rngs = d.gather(rng_state(recipe.device)) if d.active else None
     if d.main:
         if not run.is_dir():
             raise GankitError(f"the run folder '{run}' was deleted while training; nothing more can be saved")
