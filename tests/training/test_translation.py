@@ -122,3 +122,10 @@ def test_translation_runs_log_gradient_norms_like_every_run(tmp_path, paired, un
                      "--out", str(tmp_path / preset)]) == 0
         rows = [json.loads(r) for r in (tmp_path / preset / "log.jsonl").read_text().splitlines()]
         assert all(r["grad_g"] > 0 and r["grad_d"] > 0 for r in rows), preset
+
+
+def test_gan_only_settings_are_refused_for_image_to_image_not_ignored(tmp_path, paired, capsys):
+    assert main(["train", "--preset", "pix2pix", "--dataset", str(paired), *TINY, "--max-steps", "1", "--loss", "rpgan",
+                 "--set", "tech.r1_gamma=1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "loss.name, tech.r1_gamma: for GANs from z only" in err and not (tmp_path / "r").exists()

@@ -12,13 +12,14 @@ constant for the first half of the epochs and linear to zero over the second.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import Config
+from ..config import CondConfig, Config, LossConfig, TechConfig
 from ..data import to_float
 from ..data.paired import jitter, load_translation_data
 from ..errors import GankitError
@@ -68,6 +69,7 @@ class TranslationRecipe(Recipe):
 
     def __init__(self, cfg: Config, dist: Dist = SINGLE):
         super().__init__(cfg, dist)
+        _refuse_gan_settings(cfg)
         t = cfg.train
         self.family = TRANSLATORS.get(cfg.model.name)
         self.probabilities = self.family.probabilities  # Pix2Pix: BCE; CycleGAN: least squares
@@ -253,6 +255,17 @@ class CycleGANRecipe(TranslationRecipe):
         super().load_extra_state(state)
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k])
+
+
+def _refuse_gan_settings(cfg: Config) -> None:
+    """The loss, technique and label settings of GANs from z do nothing here: refuse them, never ignore them."""
+    changed = [f"{name}.{f.name}" for name, section, default in
+               (("loss", cfg.loss, LossConfig()), ("tech", cfg.tech, TechConfig()), ("cond", cfg.cond, CondConfig()))
+               for f in dataclasses.fields(section) if getattr(section, f.name) != getattr(default, f.name)]
+    changed += ["optim.n_critic"] if cfg.optim.n_critic != 1 else []
+    if changed:
+        raise GankitError(f"{', '.join(changed)}: for GANs from z only; {cfg.model.name} has its own losses (the i2i "
+                          "section): remove these settings")
 
 
 def _update(opt: torch.optim.Optimizer, loss: Tensor) -> Tensor:
