@@ -90,3 +90,8 @@ def test_an_ema_half_life_in_images_keeps_an_average(tmp_path):
 def test_the_report_plots_the_schedules(tmp_path):
     run = Path(gankit.train(_scheduled(tmp_path / "run", 4), quiet=True)["run"])
     assert (run / "schedules.png").is_file() and "schedules.png" in (run / "report.html").read_text()
+
+
+def test_a_negative_ema_half_life_is_refused():
+    with pytest.raises(GankitError, match="train.ema_half_life"):
+        build_config(overrides=[{"train": {"ema_half_life": -5.0}}])

@@ -128,7 +128,8 @@ _BOUNDS = [
     (1, _INF, "[]", ("train.epochs train.max_steps train.checkpoint_every train.keep_checkpoints train.threads "
                      "train.eval_every train.log_every data.limit optim.n_critic tech.pack i2i.patch_layers "
                      "cond.labels_per_class diagnose.plateau_evals")),
-    (0, _INF, "[]", ("data.workers tech.r1_gamma tech.r2_gamma tech.instance_noise tech.replay_size tech.historical_averaging "
+    (0, _INF, "[]", ("data.workers tech.r1_gamma tech.r2_gamma train.ema_half_life tech.instance_noise tech.replay_size "
+                     "tech.historical_averaging "
                      "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks")),
     (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes"),
     (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout"),
