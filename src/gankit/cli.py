@@ -80,6 +80,8 @@ def _run_options(p: argparse.ArgumentParser, preset: str, example: str) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help=f"override the {preset} preset for every run, e.g. --set {example}")
     p.add_argument("--json", action="store_true", help="print one JSON object per run")
+    p.add_argument("--jobs", type=int, metavar="N", help="runs at once in separate processes, each with "
+                   "cores/N threads (default: one per core)")
 
 
 def _bench_parser(sub) -> None:
@@ -110,7 +112,8 @@ def _bench_parser(sub) -> None:
     g.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
     _run_options(g, "ssgan", "train.threads=1")
     f = bsub.add_parser("fashion", help="techniques on Fashion-MNIST at equal wall-clock time, judged")
-    f.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
+    f.add_argument("--minutes", default="2", help="training minutes per run (default 2); several, e.g. "
+                   "2,5,10: each run trains for the longest and is scored at each")
     f.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
     f.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     f.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"))

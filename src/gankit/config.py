@@ -109,6 +109,8 @@ class TrainConfig:
     checkpoint_every: int = opt(500, "steps between checkpoints; also one at the end and on Ctrl-C",
                                 "--checkpoint-every")
     keep_checkpoints: int = opt(3, "how many step checkpoints to keep", "--keep-checkpoints")
+    snapshot_minutes: list[float] = field(default_factory=list)  # also keep checkpoints/minute-M.pt when the run has
+    #                                                        trained M minutes (equal-time benchmarks score them)
     log_every: Optional[int] = None  # steps between rows of log.jsonl (None: 1 on CPU, 20 on a GPU, where
     #                                   reading the values is the only host-device synchronisation)
     num_samples: int = 64  # size of the fixed-z sample grid written every epoch

@@ -77,7 +77,13 @@ def _list(key: str, value: Any) -> list:
     return list(value)
 
 
-_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, list: _list,
+def _float_list(key: str, value: Any) -> list:
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise GankitError(f"bad value {value!r} for '{key}'; expected a list of numbers")
+    return [float(v) for v in value]
+
+
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, list: _list, list[float]: _float_list,
             schedules.ScheduledFloat: schedules.check}
 
 
@@ -131,7 +137,7 @@ _BOUNDS = [
     (0, _INF, "[]", ("data.workers tech.r1_gamma tech.r2_gamma train.ema_half_life tech.instance_noise tech.replay_size "
                      "tech.historical_averaging "
                      "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks")),
-    (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes"),
+    (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes train.snapshot_minutes"),
     (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout"),
     (0, 1, "()", "train.ema_decay"),
     (0, 1, "(]", "tech.label_smoothing"),

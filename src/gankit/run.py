@@ -85,7 +85,7 @@ def cache_root() -> Path:
 
 # what may differ between a run's config and its checkpoints: how long and where it trains, not what
 UNFINGERPRINTED = {"train": ("epochs", "minutes", "max_steps", "threads", "device", "log_every", "tensorboard", "out",
-                             "checkpoint_every", "keep_checkpoints"), "data": ("data_dir", "workers", "download")}
+                             "checkpoint_every", "keep_checkpoints", "snapshot_minutes"), "data": ("data_dir", "workers", "download")}
 
 
 def fingerprint(cfg: Config | dict) -> str:

@@ -11,18 +11,19 @@ def test_bench_fashion_trains_each_config_per_seed_and_judges_it(tmp_path, idx_d
     args = ["bench", "fashion", "--configs", "DCGAN,EMA", "--seeds", "2", "--minutes", "0.01", "--num", "64",
             "--data-dir", str(idx_dir), "--out", str(tmp_path / "runs"),
             "--set", "model.g_width=8", "--set", "model.d_width=8", "--set", "train.batch_size=32"]
-    assert main(args + ["--json"]) == 0
+    assert main(args + ["--json", "--jobs", "1"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["config"], r["seed"]) for r in rows] == [("DCGAN", 0), ("DCGAN", 1), ("EMA", 0), ("EMA", 1)]
-    assert list(rows[0]) == ["config", "dataset", "seed", "steps", "seconds", "fid", "kid", "classes_covered",
-                             "class_kl"]
+    assert list(rows[0]) == ["config", "setting", "dataset", "seed", "steps", "seconds", "fid", "kid", "precision",
+                             "recall", "classes_covered", "class_kl", "minutes"]
     assert all(r["steps"] >= 1 and r["fid"] > 0 and 1 <= r["classes_covered"] <= 10 for r in rows)
+    assert all(0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 for r in rows)
     assert (tmp_path / "runs" / "EMA-1" / "metrics.json").is_file()
     # the table: one row per configuration, values as mean ± s.e.
     assert main(args[:-6] + ["--out", str(tmp_path / "runs2"), "--seeds", "1", "--configs", "TTUR"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("config") and table[0].endswith("| seeds")
-    assert table[2].startswith("TTUR") and "±" in table[2] and table[2].endswith("| 1")
+    assert table[2].startswith("TTUR, 0.01 min") and "±" in table[2] and table[2].endswith("| 1")
     assert main(["bench", "fashion", "--configs", "nope"]) == 2
     assert "unknown configuration 'nope'" in capsys.readouterr().err
 
@@ -33,3 +34,22 @@ def test_bench_fashion_lists_configurations_and_checks_options(capsys):
     assert [line.split()[0] for line in lines] == list(FASHION_CONFIGS) and lines[0] == f"{'DCGAN':<16} {{}}"
     assert main(["bench", "fashion", "--num", "5"]) == 2
     assert "--num at least 10" in capsys.readouterr().err
+
+
+def test_bench_fashion_scores_each_budget_from_one_run_per_seed(tmp_path, idx_dir, monkeypatch, capsys):
+    """--minutes 0.005,0.02: one run per configuration and seed trains for the longer budget and is scored at both
+    (the shorter from the checkpoint it kept when 0.005 minutes had passed); a budget the run never reached is
+    left out rather than scored from a later state."""
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
+    args = ["bench", "fashion", "--configs", "DCGAN", "--seeds", "1", "--minutes", "0.02,0.005", "--num", "32",
+            "--data-dir", str(idx_dir), "--out", str(tmp_path / "runs"), "--jobs", "1", "--json",
+            "--set", "model.g_width=8", "--set", "model.d_width=8", "--set", "train.batch_size=16"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["setting"], r["minutes"]) for r in rows] == [("DCGAN, 0.005 min", 0.005), ("DCGAN, 0.02 min", 0.02)]
+    assert 1 <= rows[0]["steps"] < rows[1]["steps"]  # the snapshot is an earlier state of the same run
+    assert (tmp_path / "runs" / "DCGAN-0" / "checkpoints" / "minute-0.005.pt").is_file()
+    assert main(args[:6] + ["--minutes", "0,2"]) == 2
+    assert "--minutes takes positive numbers" in capsys.readouterr().err

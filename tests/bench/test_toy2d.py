@@ -6,7 +6,7 @@ from gankit.cli import main
 
 def test_bench_toy2d_runs_and_tabulates(tmp_path, capsys):
     code = main(["bench", "toy2d", "--configs", "GAN,PacGAN2", "--datasets", "ring", "--seeds", "2",
-                 "--out", str(tmp_path), "--json", "--set", "data.toy_size=512", "--set", "train.epochs=1",
+                 "--out", str(tmp_path), "--json", "--jobs", "1", "--set", "data.toy_size=512", "--set", "train.epochs=1",
                  "--set", "model.g_hidden=[16]", "--set", "model.d_hidden=[16]"])
     assert code == 0
     out = capsys.readouterr()
@@ -29,3 +29,20 @@ def test_bench_toy2d_lists_configurations_and_checks_datasets(capsys):
     assert len(lines) == len(TOY_CONFIGS) and lines[1] == f"{'PacGAN2':<17} {json.dumps({'tech': {'pack': 2}})}"
     assert main(["bench", "toy2d", "--datasets", "ring,moon"]) == 2
     assert "--datasets takes ring and/or grid" in capsys.readouterr().err
+
+
+def test_bench_toy2d_in_parallel_processes_gives_the_same_table(tmp_path, capsys):
+    """--jobs 2 runs the same runs in two worker processes: the same rows (but seconds) in the same order."""
+    args = ["bench", "toy2d", "--configs", "GAN,R1", "--datasets", "ring,grid", "--seeds", "2", "--json",
+            "--set", "data.toy_size=2048", "--set", "train.epochs=1", "--set", "train.threads=1",
+            "--set", "model.g_hidden=[16]", "--set", "model.d_hidden=[16]"]
+    tables = []
+    for jobs in ("1", "2"):
+        assert main(args + ["--jobs", jobs, "--out", str(tmp_path / jobs)]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        tables.append([{k: v for k, v in r.items() if k != "seconds"} for r in rows])
+    assert len(tables[0]) == 8 and tables[0] == tables[1]
+    assert [(r["dataset"], r["config"], r["seed"]) for r in tables[1]][:3] == [("ring", "GAN", 0), ("ring", "GAN", 1),
+                                                                              ("ring", "R1", 0)]
+    assert main(args + ["--jobs", "0"]) == 2
+    assert "--jobs must be a whole number >= 1" in capsys.readouterr().err

@@ -1,5 +1,7 @@
-"""`gankit bench fashion`: techniques on Fashion-MNIST (or MNIST) at equal wall-clock time, scored with the
-dataset's judge (FID and KID in the judge's feature space, classes covered, class KL), several seeds each."""
+"""`gankit bench fashion`: recipes and techniques on Fashion-MNIST (or MNIST) at equal wall-clock time, scored
+with the dataset's judge (FID, KID, precision and recall in the judge's feature space, classes covered, class
+KL), several seeds each. With several budgets (--minutes 2,5,10) each run trains for the longest and is scored
+at each budget from the checkpoint it kept then (train.snapshot_minutes)."""
 from __future__ import annotations
 
 import functools
@@ -21,46 +23,97 @@ FASHION_CONFIGS: dict[str, dict] = {
     "R1": {"tech": {"r1_gamma": 0.1}},
     "hinge+SN": {"loss": {"name": "hinge"}, "tech": {"spectral_norm": True}},
     "EMA+TTUR": {"train": {"ema_decay": 0.999}, "optim": {"lr_d": 4e-4, "lr_g": 1e-4}},
+    "R3GAN": {"preset": "r3gan"},
 }
 FASHION_DATASETS = ("fashion-mnist", "mnist")
 
-# one row per configuration: judge FID, judge KID, classes covered, class KL (mean ± s.e.), steps, seeds
-FASHION_TABLE = sw.Table("config", "config", 16, (
+# one row per configuration (and budget): judge FID, KID, precision, recall, classes covered, class KL
+# (mean ± s.e. over seeds), steps, seeds
+FASHION_TABLE = sw.Table("setting", "config", 22, (
     sw.Column("FID (judge)", "fid", 15, 1),
     sw.Column("KID (judge)", "kid", 13, 1),
+    sw.Column("precision", "precision", 13, 3),
+    sw.Column("recall", "recall", 13, 3),
     sw.Column("classes", "classes_covered", 11, 1),
     sw.Column("class KL", "class_kl", 13, 3),
     sw.Column("steps", "steps", 6, 0, spread=False)), sep=" | ", seeds=True)
+SCORED = ("fid", "kid", "precision", "recall", "classes_covered", "class_kl")
 
 
 def score_fashion(out: Path, cfg, seed: int, num: int = 5000) -> dict:
-    """FID and KID of `num` samples in the judge's feature space, classes covered and class KL."""
+    """Judge-feature FID, KID, precision and recall of `num` samples, classes covered and class KL; with
+    train.snapshot_minutes, the same for each snapshot under "at" ({minutes: scores})."""
     from ..metrics.evaluate import evaluate_run
+    from ..run import read_checkpoint
 
-    m = evaluate_run(str(out), ["fid", "kid"], features="judge", num=num, seed=seed)["metrics"]
-    return {"fid": m["fid"], "kid": m["kid"], "classes_covered": m["classes_covered"], "class_kl": m["class_kl"]}
+    def judged(checkpoint):
+        m = evaluate_run(str(out), ["fid", "kid", "pr"], features="judge", num=num, seed=seed,
+                         checkpoint=checkpoint)["metrics"]
+        return {k: m[k] for k in SCORED}
+
+    final = judged(None)
+    snaps = {}
+    for minutes in cfg.train.snapshot_minutes:
+        try:
+            _, ckpt, _ = read_checkpoint(out, f"minute-{minutes:g}")
+        except GankitError:  # the run stopped before that budget (its epochs ran out)
+            continue
+        snaps[minutes] = {"steps": ckpt["step"], **judged(f"minute-{minutes:g}")}
+    return {**final, "at": snaps} if snaps else final
 
 
 def _describe(r: dict) -> str:
-    return (f"{r['config']} seed {r['seed']}: {r['steps']} steps, FID {r['fid']:.1f}, KID {r['kid']:.1f}, "
-            f"{r['classes_covered']} classes, class KL {r['class_kl']:.3f}")
+    return (f"{r['setting']} seed {r['seed']}: {r['steps']} steps, FID {r['fid']:.1f}, KID {r['kid']:.1f}, "
+            f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, {r['classes_covered']} classes, "
+            f"class KL {r['class_kl']:.3f}")
 
 
-def bench_fashion(configs: Sequence[str], seeds: int, minutes: float, dataset: str = "fashion-mnist",
+def parse_budgets(text) -> list[float]:
+    """'2,5,10' -> [2.0, 5.0, 10.0] (sorted, positive)."""
+    try:
+        budgets = sorted({float(x) for x in str(text).split(",") if x.strip()})
+    except ValueError:
+        budgets = []
+    if not budgets or budgets[0] <= 0:
+        raise GankitError(f"--minutes takes positive numbers of minutes, e.g. 10 or 2,5,10; got '{text}'")
+    return budgets
+
+
+def _split_budgets(rows: list[dict], budgets: Sequence[float], log) -> list[dict]:
+    """One row per run and budget: the snapshots' scores, then the final one at the longest budget."""
+    out = []
+    for r in rows:
+        snaps = r.pop("at", {})
+        for m in budgets[:-1]:
+            if m in snaps:
+                out.append({**r, **snaps[m], "minutes": m, "setting": f"{r['config']}, {m:g} min"})
+        out.append({**r, "minutes": budgets[-1], "setting": f"{r['config']}, {budgets[-1]:g} min"})
+    out.sort(key=lambda r: r["minutes"])  # stable: configurations, then seeds, within each budget
+    for r in out[len(rows):] if len(budgets) > 1 else ():
+        log(_describe(r))
+    return out
+
+
+def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "fashion-mnist",
                   num: int = 5000, extra: Sequence[dict] = (), out: str | None = None,
-                  data_dir: str | None = None, log=print) -> list[dict]:
-    """Each configuration for `minutes` with seeds 0..seeds-1 (runs in OUT/CONFIG-SEED), judged."""
+                  data_dir: str | None = None, log=print, jobs: int = 1) -> list[dict]:
+    """Each configuration for the longest of `minutes` (a number or '2,5,10') with seeds 0..seeds-1 (runs in
+    OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed."""
     from ..metrics.judge import train_judge
 
     sw.check_names(configs, FASHION_CONFIGS)
     if dataset not in FASHION_DATASETS:
         raise GankitError(f"bench fashion runs on fashion-mnist or mnist, not '{dataset}'")
+    budgets = parse_budgets(minutes)
     train_judge(dataset, data_dir, log=log)  # cached after the first time
-    common = {"data": {"dataset": dataset, "data_dir": data_dir}, **sw.budget(minutes)}
+    common = sw.budget(budgets[-1])
+    common["train"]["snapshot_minutes"] = budgets[:-1]
+    common["data"] = {"dataset": dataset, "data_dir": data_dir}
     table = {c: [FASHION_CONFIGS[c], common] for c in configs}
-    columns = {c: {"config": c, "dataset": dataset} for c in configs}
-    return sw.run_sweep("dcgan", table, seeds, functools.partial(score_fashion, num=num), extra=extra, out=out,
-                        columns=columns, prefix="gankit-fashion-", describe=_describe, log=log)
+    columns = {c: {"config": c, "setting": f"{c}, {budgets[-1]:g} min", "dataset": dataset} for c in configs}
+    rows = sw.run_sweep("dcgan", table, seeds, functools.partial(score_fashion, num=num), extra=extra, out=out,
+                        columns=columns, prefix="gankit-fashion-", describe=_describe, log=log, jobs=jobs)
+    return _split_budgets(rows, budgets, log)
 
 
 def format_fashion_table(results: list[dict]) -> str:
@@ -71,10 +124,11 @@ def from_args(args, log=sw.stderr) -> list[dict]:
     """`gankit bench fashion`: check the options, run, return the rows."""
     from ..config import parse_override
 
-    if args.minutes <= 0 or args.seeds < 1 or args.num < 10:
-        raise GankitError("--minutes must be positive, --seeds at least 1 and --num at least 10")
+    if args.seeds < 1 or args.num < 10:
+        raise GankitError("--seeds must be at least 1 and --num at least 10")
     return bench_fashion(sw.split_list(args.configs, FASHION_CONFIGS), args.seeds, args.minutes, args.dataset,
-                         args.num, [parse_override(x) for x in args.set], args.out, args.data_dir, log=log)
+                         args.num, [parse_override(x) for x in args.set], args.out, args.data_dir, log=log,
+                         jobs=sw.default_jobs() if args.jobs is None else args.jobs)
 
 
 def list_fashion_configs() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -33,16 +34,22 @@ class Run:
     columns: dict = field(default_factory=dict)  # the row's identifying columns, e.g. config and dataset
 
 
+PRESET_KEY = "preset"  # in a configuration's overrides: train from this preset instead of the bench's
+
+
 def plan(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, root: Path,
          extra: Sequence[dict] = (), columns: Mapping[str, dict] | None = None) -> list[Run]:
     """Every (configuration, seed) in order: configurations outer, seeds inner. `extra` (e.g. --set)
-    goes last, so it overrides the configurations."""
+    goes last, so it overrides the configurations. An override {"preset": P} makes that configuration start
+    from preset P."""
     runs = []
     for name, overrides in configs.items():
+        base = next((o[PRESET_KEY] for o in overrides if PRESET_KEY in o), preset)
+        overrides = [{k: v for k, v in o.items() if k != PRESET_KEY} for o in overrides]
         for seed in range(seeds):
             out = root / f"{name}-{seed}"
             over = (*overrides, {"train": {"seed": seed, "out": str(out)}}, *extra)
-            runs.append(Run(preset, name, over, seed, out, dict((columns or {}).get(name, {"config": name}))))
+            runs.append(Run(base, name, over, seed, out, dict((columns or {}).get(name, {"config": name}))))
     return runs
 
 
@@ -58,17 +65,49 @@ def run_one(run: Run, score: Score) -> dict:
             **score(run.out, cfg, run.seed)}
 
 
+def default_jobs() -> int:
+    """One worker process per core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def check_jobs(jobs: int) -> int:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise GankitError(f"--jobs must be a whole number >= 1, got {jobs!r}")
+    return jobs
+
+
 def run_sweep(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, score: Score, *,
               extra: Sequence[dict] = (), out: str | None = None, columns: Mapping[str, dict] | None = None,
-              prefix: str = "gankit-bench-", describe: Callable[[dict], str] = str, log=print) -> list[dict]:
+              prefix: str = "gankit-bench-", describe: Callable[[dict], str] = str, log=print,
+              jobs: int = 1) -> list[dict]:
     """Train and score every configuration with seeds 0..seeds-1, each run in its own folder under `out`
-    (default: a new temporary folder); log `describe(row)` after each run; return the rows."""
+    (default: a new temporary folder); log `describe(row)` after each run; return the rows in plan order.
+    `jobs` > 1 runs that many worker processes at once, each with cores // jobs threads unless the
+    overrides set train.threads (a run's result does not depend on which worker ran it)."""
     root = Path(out) if out else Path(tempfile.mkdtemp(prefix=prefix))
-    rows = []
-    for run in plan(preset, configs, seeds, root, extra, columns):
-        row = run_one(run, score)
-        log(describe(row))
-        rows.append(row)
+    runs = plan(preset, configs, seeds, root, extra, columns)
+    if check_jobs(jobs) == 1 or len(runs) == 1:
+        rows = []
+        for run in runs:
+            rows.append(run_one(run, score))
+            log(describe(rows[-1]))
+        return rows
+    return _run_parallel(runs, score, jobs, describe, log)
+
+
+def _run_parallel(runs: list[Run], score: Score, jobs: int, describe, log) -> list[dict]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = {"train": {"threads": max(1, default_jobs() // jobs)}}
+    runs = [Run(r.preset, r.name, (threads, *r.overrides), r.seed, r.out, r.columns) for r in runs]
+    rows: list[dict | None] = [None] * len(runs)
+    ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=ctx) as pool:
+        futures = {pool.submit(run_one, run, score): i for i, run in enumerate(runs)}
+        for f in as_completed(futures):
+            rows[futures[f]] = f.result()
+            log(describe(rows[futures[f]]))
     return rows
 
 

@@ -51,13 +51,13 @@ def _describe(r: dict) -> str:
 
 
 def bench_toy2d(configs: Sequence[str], datasets: Sequence[str], seeds: int, extra: Sequence[dict] = (),
-                out: str | None = None, log=print) -> list[dict]:
+                out: str | None = None, log=print, jobs: int = 1) -> list[dict]:
     """Each configuration on each dataset with seeds 0..seeds-1; runs go to OUT/DATASET-CONFIG-SEED."""
     sw.check_names(configs, TOY_CONFIGS, "toy configuration")
     table = {f"{d}-{c}": [TOY_CONFIGS[c], {"data": {"dataset": d}}] for d in datasets for c in configs}
     columns = {f"{d}-{c}": {"config": c, "dataset": d} for d in datasets for c in configs}
     return sw.run_sweep("toy", table, seeds, score_toy, extra=extra, out=out, columns=columns,
-                        prefix="gankit-toy2d-", describe=_describe, log=log)
+                        prefix="gankit-toy2d-", describe=_describe, log=log, jobs=jobs)
 
 
 def format_toy_table(results: list[dict]) -> str:
@@ -72,7 +72,8 @@ def from_args(args, log=sw.stderr) -> list[dict]:
     datasets = sw.split_list(args.datasets)
     if any(d not in TOY_DATASETS for d in datasets):
         raise GankitError(f"--datasets takes ring and/or grid, got '{args.datasets}'")
-    return bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out, log=log)
+    return bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out, log=log,
+                       jobs=sw.default_jobs() if args.jobs is None else args.jobs)
 
 
 def list_toy_configs() -> str:

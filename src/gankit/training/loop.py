@@ -16,6 +16,8 @@ from ..config import Config, merge, save_config, validate
 from ..errors import GankitError
 from ..run import (
     RunLock,
+    atomic_save,
+    checkpoint_dir,
     create_run_dir,
     default_run_dir,
     fingerprint,
@@ -26,7 +28,7 @@ from ..run import (
 )
 from .dist import SINGLE, Dist, from_env, shutdown
 from .recipe import Recipe
-from .watch import DIVERGED, Position, Watch, save_if_finite
+from .watch import DIVERGED, Position, Watch, make_checkpoint, save_if_finite
 
 
 def due(step: int, every: Optional[int]) -> bool:
@@ -59,12 +61,26 @@ class StopFlag:
             signal.signal(sig, old)
 
 
+class Snapshots:
+    """checkpoints/minute-M.pt for each M of train.snapshot_minutes, saved at the first step boundary after
+    M minutes of training (a resumed run keeps counting from its elapsed time)."""
+
+    def __init__(self, minutes, elapsed: float):
+        self.pending = sorted(m for m in minutes if m * 60 > elapsed)
+
+    def save_due(self, recipe: Recipe, run: Path, pos: Position, best) -> None:
+        if self.pending and pos.elapsed >= self.pending[0] * 60:
+            m = self.pending.pop(0)
+            atomic_save(make_checkpoint(recipe, pos, best), checkpoint_dir(run) / f"minute-{m:g}.pt")
+
+
 def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool = False) -> dict:
     """Train until a stopping rule fires. Returns a summary (steps, epochs, seconds, stopped_by)."""
     t = recipe.cfg.train
     pos = Position.restore(recipe, ckpt)
     watch = Watch(recipe, run, pos, ckpt, quiet)
     t0, stopped_by = time.monotonic() - pos.elapsed, None
+    snapshots = Snapshots(t.snapshot_minutes, pos.elapsed)
     with StopFlag() as stop:
         while stopped_by is None:
             stopped_by = watch.budget_spent(pos)  # at the start of every epoch, and of a resumed run
@@ -74,6 +90,7 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
                 scheduled = recipe.apply_schedules(pos)  # learning rates, beta2, penalty weights at this step
                 stats = {**recipe.step(recipe.batch(pos.epoch, i), pos.step), **scheduled}
                 pos.step, pos.elapsed = pos.step + 1, time.monotonic() - t0
+                snapshots.save_due(recipe, run, pos, watch.best)
                 sync = due(pos.step, watch.log_every)  # the only place values are read from the device
                 if sync and not watch.log(stats, pos):
                     stopped_by = DIVERGED  # a logged value is NaN or infinite
@@ -141,7 +158,7 @@ def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, procs: Dis
 
 
 BUDGET_KEYS = {"epochs", "minutes", "max_steps"}
-MACHINE_KEYS = {"threads", "device", "log_every", "tensorboard"}  # how, not what, is trained
+MACHINE_KEYS = {"threads", "device", "log_every", "tensorboard", "snapshot_minutes"}  # how, not what, is trained
 
 
 def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: bool = False) -> dict:
