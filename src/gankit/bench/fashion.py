@@ -23,6 +23,9 @@ FASHION_CONFIGS: dict[str, dict] = {
     "R1": {"tech": {"r1_gamma": 0.1}},
     "hinge+SN": {"loss": {"name": "hinge"}, "tech": {"spectral_norm": True}},
     "EMA+TTUR": {"train": {"ema_decay": 0.999}, "optim": {"lr_d": 4e-4, "lr_g": 1e-4}},
+    "EMA-hl10k": {"train": {"ema_half_life": 10000}},
+    "RpGAN+R1R2": {"loss": {"name": "rpgan"}, "tech": {"r1_gamma": 0.1, "r2_gamma": 0.1},
+                   "optim": {"beta1": 0.0, "beta2": 0.99}},
     "R3GAN": {"preset": "r3gan"},
 }
 FASHION_DATASETS = ("fashion-mnist", "mnist")

@@ -103,8 +103,10 @@ def _run_parallel(runs: list[Run], score: Score, jobs: int, describe, log) -> li
     runs = [Run(r.preset, r.name, (threads, *r.overrides), r.seed, r.out, r.columns) for r in runs]
     rows: list[dict | None] = [None] * len(runs)
     ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    # started seed by seed, so runs of different configurations share the machine's load of the same minutes
+    order = sorted(range(len(runs)), key=lambda i: runs[i].seed)
     with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=ctx) as pool:
-        futures = {pool.submit(run_one, run, score): i for i, run in enumerate(runs)}
+        futures = {pool.submit(run_one, runs[i], score): i for i in order}
         for f in as_completed(futures):
             rows[futures[f]] = f.result()
             log(describe(rows[futures[f]]))
