@@ -125,8 +125,9 @@ class TrainConfig:
                                                             "always modes)", "--eval-metric")
     eval_num: int = 2000  # generated samples per evaluation during training
     eval_features: Literal["auto", "inception", "judge"] = "auto"  # auto: judge for (fashion-)mnist
-    amp: Literal["off", "bf16", "fp16"] = opt("off", "mixed precision on CUDA (autocast; fp16 adds gradient "
-                                              "scaling)", "--amp", group="speed")
+    amp: Literal["off", "bf16", "fp16", "auto"] = opt("off", "mixed precision on CUDA (autocast; fp16 adds gradient "
+                                                      "scaling; auto: bf16 on a GPU that has it, else off)", "--amp",
+                                                      group="speed")
     compile: bool = opt(False, "torch.compile G and D, after minutes of compiling (D stays eager under double "
                         "backward: GP, R1, unrolled)", "--compile", group="speed")
     channels_last: bool = opt(False, "NHWC memory layout for conv models", "--channels-last", group="speed")

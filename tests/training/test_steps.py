@@ -91,3 +91,17 @@ def test_mixed_precision_steps_update_both_networks(mode):
         # the seeded run: one overflowing D step halved D's scale (backoff 0.5; regrowth takes 2000 good steps);
         # G's scaled gradients never overflowed
         assert e.prec.scaler_d.get_scale() == 2.0 ** 15 and e.prec.scaler_g.get_scale() == 2.0 ** 16
+
+
+def test_amp_auto_is_float32_on_the_cpu_and_bf16_only_where_a_gpu_has_it(monkeypatch):
+    """train.amp=auto (the r3gan preset): no autocast on the CPU (bf16 there is slow and not what R3GAN ran);
+    bf16 on a CUDA device that supports it, float32 on one that does not."""
+    from gankit.training.precision import Precision, resolve
+
+    cpu = Precision("auto", torch.device("cpu"))
+    assert cpu.mode == "off" and not cpu.enabled
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve("auto", torch.device("cuda")) == "off"
+    assert resolve("fp16", torch.device("cpu")) == "fp16"  # explicit modes are left to the recipe's check

@@ -13,8 +13,16 @@ import torch
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def resolve(mode: str, device: torch.device) -> str:
+    """train.amp 'auto': bf16 on a CUDA GPU that has it (R3GAN's setting), float32 elsewhere; other modes as given."""
+    if mode != "auto":
+        return mode
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+
+
 class Precision:
     def __init__(self, mode: str = "off", device: torch.device = torch.device("cpu")):
+        mode = resolve(mode, device)
         self.mode, self.device_type = mode, device.type
         self.enabled = mode in DTYPES  # "off": float32
         fp16 = DTYPES.get(mode) is torch.float16  # fp16 needs loss scaling, bf16 does not
