@@ -10,7 +10,7 @@ from ..errors import GankitError
 from ..metrics.toy import toy_modes
 from . import sweep as sw
 
-# name -> config overrides on top of the toy preset
+# name -> config overrides on top of the toy preset ({"preset": P}: on top of preset P)
 TOY_CONFIGS: dict[str, dict] = {
     "GAN": {},
     "PacGAN2": {"tech": {"pack": 2}},
@@ -26,6 +26,7 @@ TOY_CONFIGS: dict[str, dict] = {
     "virtual-BN": {"model": {"virtual_batchnorm": True}},
     "unrolled-5": {"tech": {"unrolled_steps": 5}},
     "PacGAN4+EMA": {"tech": {"pack": 4}, "train": {"ema_decay": 0.999}},
+    "R3GAN": {"preset": "r3gan-toy"},
 }
 TOY_DATASETS = ("ring", "grid")
 
