@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 _API = {
     "Config": "config", "build_config": "config", "preset_names": "config",
     "train": "training", "resume": "training",
-    "sample": "sampling", "generate": "sampling", "load_generator": "sampling",
+    "sample": "refine.api", "refine_samples": "refine.api", "generate": "sampling", "load_generator": "sampling",
+    "export_run": "export.write",
     "evaluate": "metrics.api", "METRICS": "metrics.catalog",
     "MODELS": "models", "GENERATORS": "models", "DISCRIMINATORS": "models", "build_models": "models",
     "OBJECTIVES": "losses",

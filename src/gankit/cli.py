@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 from .cli_train import add_train_parser, cmd_list, cmd_train
 from .config import TRANSLATION_MODELS
 from .errors import GankitError
+from .export.command import add_export_parser, cmd_export
+from .refine.flags import add_refine_options, refine_args
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,6 +39,7 @@ def _sample_parser(sub) -> None:
                    "(its index or name, e.g. 7 or Sneaker)")
     p.add_argument("--vary", metavar="CODE", help="InfoGAN runs: a latent traversal grid, one row per z, "
                    "columns varying CODE (cat0, cat1, ... or cont0, cont1, ...)")
+    add_refine_options(p)
 
 
 def _classify_parser(sub) -> None:
@@ -104,13 +107,16 @@ def _bench_parser(sub) -> None:
     t.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10)")
     t.add_argument("--list", action="store_true", help="list the configurations and exit")
     _run_options(t, "toy", "train.epochs=20")
-    g = bsub.add_parser("ssgan", help="semi-supervised K+1 GAN vs the same D on the labels alone")
+    g = bsub.add_parser("ssgan", help="semi-supervised K+1 GAN and its switches vs the same D on the labels alone")
     g.add_argument("--labels", default="10,100", help="comma list of labelled examples per class (default 10,100)")
     g.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
-    g.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2)")
+    g.add_argument("--minutes", type=float, default=2.0, help="training minutes per run (default 2; the "
+                   "sup-long baseline trains 5 times as long)")
+    g.add_argument("--methods", default=None, help="comma list of gan, badgan, consistency, sup, sup-long "
+                   "(default: all)")
     g.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist or a class folder")
     g.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
-    _run_options(g, "ssgan", "train.threads=1")
+    _run_options(g, "ssgan-mlp", "train.threads=1")
     f = bsub.add_parser("fashion", help="techniques on Fashion-MNIST at equal wall-clock time, judged")
     f.add_argument("--minutes", default="2", help="training minutes per run (default 2); several, e.g. "
                    "2,5,10: each run trains for the longest and is scored at each")
@@ -150,6 +156,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("--per-class", action="store_true", help="class-conditional runs: FID, recall and the "
                    "judge's accuracy for each class (--num images per class, default 1000)")
     p.add_argument("--no-record", action="store_true", help="print the result only; leave RUN_DIR untouched")
+    add_refine_options(p)
 
 
 def _judge_parser(sub) -> None:
@@ -172,6 +179,30 @@ def _compare_parser(sub) -> None:
     p.add_argument("--out", default="compare.html", help="comparison page to write (default compare.html)")
 
 
+def _tune_parser(sub) -> None:
+    p = sub.add_parser("tune", help="search hyper-parameters (Optuna): trials of a preset, each scored by the judge",
+                       description="Each trial is a gankit run of --minutes in OUT/trial-NNNN, pruned on its --eval-every "
+                       "values (median pruner), then scored. Running the same command again continues the study "
+                       "until N trials are finished in all. At the end: best.yaml, trials.csv, plots, summary.html.")
+    p.add_argument("--preset", required=True, help="the preset to tune (gankit list)")
+    p.add_argument("--dataset", metavar="NAME|PATH", help="its dataset (default: the preset's)")
+    p.add_argument("--space", required=True, metavar="SPACE.yaml", help="config keys and distributions, e.g. "
+                   "optim.lr_g: {log_uniform: [1.0e-5, 1.0e-3]} (also uniform, int: [low, high], categorical: [...])")
+    p.add_argument("--trials", type=int, required=True, metavar="N", help="finished trials (completed or pruned) "
+                   "the study should have in all")
+    p.add_argument("--minutes", type=float, required=True, metavar="M", help="training minutes per trial")
+    p.add_argument("--metric", choices=("fid", "kid", "precision", "modes", "accuracy"), help="the judge (default: "
+                   "modes for ring/grid, accuracy for ssgan, else fid; precision trials are not pruned)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes on this machine, each with "
+                   "cores/J threads (default 1)")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage shared by every worker, e.g. "
+                   "postgresql://user@host/db (default: sqlite in OUT/study.db)")
+    p.add_argument("--study", metavar="NAME", help="study name in the storage (default: the name of OUT)")
+    p.add_argument("--out", metavar="DIR", help="tune folder (default runs/tune-PRESET-DATASET)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override the preset in every trial, e.g. --set train.eval_every=2")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -186,16 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _judge_parser(sub)
     _compare_parser(sub)
+    add_export_parser(sub)
+    _tune_parser(sub)
     sub.add_parser("list", help="list presets, models, losses, label modes, metrics and technique switches")
     return parser
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .sampling import sample
+    from .refine import describe, sample
 
-    path, n = sample(args.run_dir, args.num, args.out, seed=args.seed, checkpoint=args.checkpoint,
-                     device=args.device, klass=args.klass, vary=args.vary, with_count=True)
+    method, settings = refine_args(args)
+    path, n, report = sample(args.run_dir, args.num, args.out, seed=args.seed, checkpoint=args.checkpoint,
+                             device=args.device, klass=args.klass, vary=args.vary, refine=method,
+                             refine_settings=settings, with_report=True)
     print(f"wrote {n} samples to {path}")
+    if report is not None:
+        print(describe(report))
     return 0
 
 
@@ -278,10 +315,12 @@ def cmd_bench_fashion(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .metrics.api import evaluate, printer
 
+    method, settings = refine_args(args)
     evaluate(args.run_dir, real=args.real, fake=args.fake, metrics=args.metrics, features=args.features, num=args.num,
              checkpoint=args.checkpoint, seed=args.seed, per_class=args.per_class,
              inception_weights=args.inception_weights, real_stats=args.real_stats, data_dir=args.data_dir,
-             device=args.device, record=not args.no_record, show=printer(args.json))
+             device=args.device, record=not args.no_record, show=printer(args.json), refine=method,
+             refine_settings=settings)
     return 0
 
 
@@ -304,9 +343,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"translate": cmd_translate, "demo": cmd_demo, "classify": cmd_classify, "compare": cmd_compare,
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import from_args, print_result
+
+    print_result(from_args(args))
+    return 0
+
+
+COMMANDS = {"tune": cmd_tune, "translate": cmd_translate, "demo": cmd_demo, "classify": cmd_classify, "compare": cmd_compare,
             "train": cmd_train, "sample": cmd_sample, "bench": cmd_bench, "eval": cmd_eval, "judge": cmd_judge,
-            "list": cmd_list}
+            "list": cmd_list, "export": cmd_export}
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

@@ -126,11 +126,14 @@ def _combined(over: list[dict]) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import build_config
+    from .observe.trackers import check_trackers
     from .training import resume, train
 
     over = overrides(args)
     if args.resume is None:
-        return report(train(build_config(args.preset, args.config, over), quiet=args.quiet))
+        cfg = build_config(args.preset, args.config, over)
+        check_trackers(cfg)  # a missing tracker package is refused before the run folder is made
+        return report(train(cfg, quiet=args.quiet))
     if args.preset is not None or args.config is not None:
         raise GankitError("--preset and --config cannot be combined with --resume: a run keeps its config.yaml; "
                           "give only the options to change (budget, machine)")

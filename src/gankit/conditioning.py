@@ -38,6 +38,7 @@ class Unlabelled:
     takes_class = False  # G draws a requested class (--class, per-class evaluation, class rows in the grid)
     classifies = False  # D's auxiliary output is a class distribution (gankit classify)
     active = False  # G or D take or return more than the plain GAN
+    adversarial_weight = 1.0  # of D's real/fake loss (the K+1 GAN weighs it against its labelled cross-entropy)
 
     def __init__(self, cc: CondConfig = CondConfig(), num_classes: int = 0):
         self.cc, self.K = cc, num_classes
@@ -251,11 +252,50 @@ class InfoGAN(Unlabelled):
         return {"info_g": self.cc.info_weight * self.info_loss(aux_fake, y_fake)}
 
 
+def balanced_stream(classes: Tensor, length: int, generator: torch.Generator) -> Tensor:
+    """`length` positions into `classes` (the labelled examples' classes), balanced per class: each round takes
+    one example of every class, in a random order of the classes, and each class cycles through its examples
+    in fresh random orders (Salimans et al. repeat the labelled set in new permutations every epoch)."""
+    groups = [(classes == k).nonzero().flatten() for k in classes.unique().tolist()]
+    rounds = -(-length // len(groups))
+    columns = [torch.cat([g[torch.randperm(len(g), generator=generator)] for _ in range(-(-rounds // len(g)))])[:rounds]
+               for g in groups]
+    grid = torch.stack(columns, 1)  # [rounds, classes]
+    order = torch.rand(grid.shape, generator=generator).argsort(1)  # the classes' order within each round
+    return grid.gather(1, order).flatten()[:length]
+
+
+def random_shift(x: Tensor, pixels: int = 2) -> Tensor:
+    """Images [N,C,H,W] each shifted by up to `pixels` in x and y (edges replicated); points unchanged."""
+    if x.dim() != 4:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pixels,) * 4, mode="replicate").permute(0, 2, 3, 1)  # [N,H+2p,W+2p,C]
+    dy, dx = (torch.randint(0, 2 * pixels + 1, (2, n, 1, 1), device=x.device))
+    rows = torch.arange(h, device=x.device).view(1, h, 1) + dy  # [N,H,1]
+    cols = torch.arange(w, device=x.device).view(1, 1, w) + dx  # [N,1,W]
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols].permute(0, 3, 1, 2)  # [N,C,H,W]
+
+
+def pull_away(f: Tensor) -> Tensor:
+    """The pull-away term (Zhao et al. 2017), Dai et al.'s cheap proxy of G's entropy: the mean squared cosine
+    similarity of the fakes' features over distinct pairs. f: [N,F]. Returns a scalar."""
+    n, u = f.shape[0], F.normalize(f, dim=1)
+    cos = u @ u.T  # [N,N]
+    return (cos.pow(2).sum() - cos.diagonal().pow(2).sum()) / (n * (n - 1))
+
+
 @MODES.register("ssgan")
 class SemiSupervised(Unlabelled):
     """The K+1 GAN (Salimans et al. 2016): D is a K-class classifier whose real/fake logit is logsumexp
-    of its K logits; a labelled batch adds the supervised cross-entropy. G is unconditional."""
+    of its K logits, l_unl = unsup_weight x (BCE of real and fake on that logit); a labelled batch adds the
+    supervised cross-entropy. G is unconditional. Switches (cond.*): the bad-GAN terms of G (pull_away,
+    low_density), consistency of D's classes between two shifts of the unlabelled batch."""
     needs_labels = classifies = active = True
+
+    @property
+    def adversarial_weight(self) -> float:
+        return self.cc.unsup_weight
 
     def build(self, cfg, shape, d_shape=None):
         G, D = build_models(cfg, shape)
@@ -263,6 +303,27 @@ class SemiSupervised(Unlabelled):
 
     def judge(self, D, x, y=None):
         return D(x)
+
+    def labelled_terms(self, D: nn.Module, real: Tensor, labelled: tuple[Tensor, Tensor], view) -> dict[str, Tensor]:
+        """D's terms beyond the real/fake loss: cross-entropy on the labelled batch; with cond.consistency, the
+        squared distance between D's class distributions on two random shifts of the unlabelled batch."""
+        out = {"class_d": F.cross_entropy(D(view(labelled[0]))[1].float(), labelled[1])}
+        if self.cc.consistency:
+            p, q = (D(view(random_shift(real)))[1].float().softmax(1) for _ in range(2))  # [N,K] each
+            out["consistency"] = self.cc.consistency * (p - q).pow(2).sum(1).mean()
+        return out
+
+    def g_extra(self, D, fake, aux_fake, y_fake, g_logits):
+        """Bad GAN (Dai et al. 2017), as switches: the pull-away term on D's features of the fakes stands in for
+        G's entropy; the low-density term pushes back fakes D calls real (log Z > 0, i.e. D(x) > 1/2)."""
+        cc, out = self.cc, {}
+        if cc.pull_away or cc.low_density:
+            f = D.features(fake)
+            if cc.pull_away:
+                out["pull_away"] = cc.pull_away * pull_away(f.flatten(1).float())
+            if cc.low_density:
+                out["low_density"] = cc.low_density * F.relu(D.from_features(f)[0].float()).mean()
+        return out
 
 
 NONE = Unlabelled()

@@ -12,13 +12,23 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Union
 
-from .config_check import NAMED_DATASETS, STACKED_DATASETS, TOY_DATASETS, TRANSLATION_MODELS, merge, sections, validate
+from .config_check import (
+    ADA_DEFAULT_OPS,
+    ADA_OPS,
+    NAMED_DATASETS,
+    STACKED_DATASETS,
+    TOY_DATASETS,
+    TRANSLATION_MODELS,
+    merge,
+    sections,
+    validate,
+)
 from .config_io import default_preset_for, load_preset, load_yaml, parse_override, preset_names, save_config
 from .schedules import ScheduledFloat
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig", "TechConfig",
-           "CondConfig", "I2IConfig", "DiagnoseConfig", "Flag", "train_flags", "build_config", "config_from_dict",
-           "merge", "validate", "sections", "load_yaml", "parse_override", "save_config", "preset_names",
+           "CondConfig", "I2IConfig", "DiagnoseConfig", "SampleConfig", "Flag", "train_flags", "build_config",
+           "config_from_dict", "merge", "validate", "sections", "load_yaml", "parse_override", "save_config", "preset_names",
            "load_preset", "default_preset_for", "TOY_DATASETS", "NAMED_DATASETS", "STACKED_DATASETS",
            "TRANSLATION_MODELS"]
 
@@ -41,6 +51,8 @@ class DataConfig:
                                             "--channels")
     limit: Optional[int] = opt(None, "use only the first N examples (quick experiments, tests)", "--limit",
                                metavar="N")
+    holdout: float = 0.0  # share of the training examples set aside, never trained on, to measure D's overfitting
+    #                       (0: the dataset's own test split: named datasets, an image folder's test/ subfolder)
     toy_size: int = 100_000  # number of points drawn once for ring/grid (one epoch)
     download: bool = True  # allow torchvision to download when no local copy is found
     workers: int = 0  # image folders: processes decoding and resizing the images (0 = in this process)
@@ -109,13 +121,24 @@ class TrainConfig:
     checkpoint_every: int = opt(500, "steps between checkpoints; also one at the end and on Ctrl-C",
                                 "--checkpoint-every")
     keep_checkpoints: int = opt(3, "how many step checkpoints to keep", "--keep-checkpoints")
+    clock: Literal["wall", "cpu"] = opt("wall", "what --minutes counts: wall-clock time, or this process's CPU "
+                                        "time (fair comparisons on a shared machine; with --threads 1, a minute "
+                                        "of one core)", "--clock")
     snapshot_minutes: list[float] = field(default_factory=list)  # also keep checkpoints/minute-M.pt when the run has
     #                                                        trained M minutes (equal-time benchmarks score them)
     log_every: Optional[int] = None  # steps between rows of log.jsonl (None: 1 on CPU, 20 on a GPU, where
     #                                   reading the values is the only host-device synchronisation)
-    num_samples: int = 64  # size of the fixed-z sample grid written every epoch
+    num_samples: int = 64  # size of the fixed-z sample grid
+    sample_every_images: int = 10_000  # write the sample grid and measure D's overfitting every N images shown;
+    #                                     older grids are thinned so that at most 100 remain, whatever the run's length
     threads: Optional[int] = opt(None, "CPU threads for PyTorch (default: PyTorch's)", "--threads")
     tensorboard: bool = opt(False, "also log scalars and sample grids to RUN_DIR/tensorboard", "--tensorboard")
+    tracker: Optional[Literal["tensorboard", "mlflow", "wandb"]] = opt(
+        None, "also log scalars, sample grids, metrics, the config and the final generator to this experiment "
+        "tracker (mlflow, wandb: pip install 'gankit[mlflow]' or 'gankit[wandb]')", "--tracker")
+    tracker_uri: Optional[str] = opt(None, "mlflow: tracking URI (default $MLFLOW_TRACKING_URI, else a local store "
+                                     "in RUN_DIR/mlflow); wandb: server address (default: offline)", "--tracker-uri",
+                                     metavar="URI")
     ema_decay: Optional[float] = None  # keep an EMA of G's weights (e.g. 0.999) for sampling and eval
     ema_half_life: Optional[ScheduledFloat] = None  # ... or give its half-life in images shown (a number or a
     #                                                  schedule, as StyleGAN and R3GAN do); overrides ema_decay
@@ -154,6 +177,15 @@ class TechConfig:
     historical_averaging: float = opt(0.0, "weight of ||theta - mean of past theta||^2 for both networks")
     unrolled_steps: int = opt(0, "unrolled GAN (Metz et al. 2017): G's loss through D after K more D updates")
     diffaugment: str = opt("", "DiffAugment policy applied to every D input: comma list of translation,cutout,color")
+    ada_target: Optional[float] = opt(None, "adaptive augmentation (ADA, Karras et al. 2020): p follows r_t = "
+                                      "E[sign D(x_train)] towards this target (0.6 in ADA); null = off")
+    ada_p: ScheduledFloat = opt(0.0, "ADA's augmentation probability: fixed (or a schedule) when ada_target is "
+                                "null (0 = off), else p's starting value")
+    ada_interval: int = opt(4, "ADA: adjust p every this many D steps (r_t is measured over them)")
+    ada_speed_images: int = opt(100_000, "ADA: p can move from 0 to 1 in this many images (ADA's 500k suits "
+                                "runs of tens of millions of images; 100k suits a 10-minute CPU run)")
+    ada_ops: str = opt(",".join(ADA_DEFAULT_OPS), "ADA's augmentations, in the order applied: comma list of "
+                       + ",".join(ADA_OPS))
 
 
 @dataclass
@@ -172,6 +204,15 @@ class CondConfig:
     labels_per_class: Optional[int] = opt(100, "semi-supervised GAN (--preset ssgan): labelled training "
                                           "examples per class (null: all)", "--labels-per-class", metavar="N")
     supervised_only: bool = False  # ssgan baseline: D's classifier on the labelled examples alone, no GAN
+    unsup_weight: float = 0.5  # ssgan: weight of the unsupervised (real/fake) loss beside the labelled
+    #                            cross-entropy (0.5 in Salimans et al.'s code)
+    d_ema: float = 0.0  # ssgan: decay of an average of D's weights, scored beside the raw D (test_accuracy_ema); 0 = off
+    lr_decay: float = 0.0  # ssgan: both learning rates fall linearly to 0 over this last share of the budget
+    #                        (1/3 in Salimans et al.: the last 100 of 300 epochs)
+    pull_away: float = 0.0  # ssgan, "bad GAN" (Dai et al. 2017): weight of the pull-away term on D's features of
+    #                         the fakes in G's loss, the cheap proxy of G's entropy
+    low_density: float = 0.0  # ssgan, bad GAN: weight of G's penalty on fakes D calls real, mean relu(log Z(fake))
+    consistency: float = 0.0  # ssgan: weight of ||softmax D(aug x) - softmax D(aug' x)||² on the unlabelled batch
 
 
 @dataclass
@@ -201,10 +242,36 @@ class DiagnoseConfig:
     collapse_modes: float = 0.5  # ring/grid: share of modes captured by fixed-z samples below this -> collapse
     plateau_evals: int = 3  # evaluations without a new best that count as "no progress"
     oscillation_cv: float = 0.25  # G loss std / |mean| over the window above this counts as cycling
+    overfit_gap: float = 0.3  # D's accuracy on training images minus that on held-out ones above this -> overfitting
     strict: bool = opt(False, "stop with exit code 4 at the first diagnostic warning (for automation)",
                        "--strict")
     on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload the last good checkpoint, halve lrs
     max_rollbacks: int = 3  # give up (and stop) after this many rollbacks
+
+
+@dataclass
+class SampleConfig:
+    """How `gankit sample` and `gankit eval` draw from a trained run: discriminator-guided sampling (gankit.refine).
+    Not part of what a run trains: editable in a finished run's config.yaml. `sample_flag`: the option of
+    `gankit sample` and `gankit eval` that overrides the field."""
+    refine: Literal["none", "drs", "mh", "latent"] = opt(
+        "none", "discriminator-guided sampling: drs (rejection, Azadi et al.), mh (Metropolis-Hastings, Turner et "
+        "al.), latent (Langevin in z, Che et al.) or none (default: the run's sample.refine)", sample_flag="--refine")
+    drs_percentile: Optional[float] = opt(95.0, "drs: gamma is this percentile of F over the burn-in samples; off: "
+                                          "gamma 0, plain rejection by D's density ratio (default 95)",
+                                          sample_flag="--refine-percentile", metavar="P|off")
+    drs_burn_in: int = opt(10_000, "drs: samples whose largest D logit starts the bound M (default 10000)",
+                           sample_flag="--refine-burn-in", metavar="N")
+    mh_chain: int = opt(100, "mh: proposals per kept sample, K (default 100; the paper goes to 640)",
+                        sample_flag="--refine-chain", metavar="K")
+    mh_calibration: int = opt(5000, "mh: held-out real examples (and as many fakes) D is calibrated on (default 5000)",
+                              sample_flag="--refine-calibration", metavar="N")
+    latent_steps: int = opt(50, "latent: steps on E(z) = |z|^2/2 - logit D(G(z)) (default 50)",
+                            sample_flag="--refine-steps", metavar="N")
+    latent_step_size: float = opt(0.01, "latent: eps of z <- z - eps/2 grad E + noise sqrt(eps) n (default 0.01)",
+                                  sample_flag="--refine-step-size", metavar="EPS")
+    latent_noise: float = opt(1.0, "latent: 1 = Langevin dynamics, 0 = plain gradient descent (default 1)",
+                              sample_flag="--refine-noise", metavar="S")
 
 
 @dataclass
@@ -219,6 +286,7 @@ class Config:
     tech: TechConfig = field(default_factory=TechConfig)
     cond: CondConfig = field(default_factory=CondConfig)
     i2i: I2IConfig = field(default_factory=I2IConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -22,7 +22,12 @@ TRANSLATION_MODELS = {"pix2pix": ("U-Net G, PatchGAN D", "paired A|B images", "e
 PAIRED_LOSSES = ("rpgan",)  # G's loss pairs each fake with a real example's logit
 BCE_LOSSES = ("minimax", "nonsat")  # D outputs probabilities: label smoothing, flipping and K+1 classes apply
 DIFFAUGMENT_POLICIES = ("translation", "cutout", "color")
+# adaptive augmentation (training/augment.py), in the order applied; cutout is opt-in (ADA's "bgc" leaves it out)
+ADA_OPS = ("xflip", "rotate90", "translate", "scale", "aniso", "brightness", "contrast", "saturation", "cutout")
+ADA_DEFAULT_OPS = ADA_OPS[:-1]
+ADA_SIGN_LOSSES = ("minimax", "nonsat", "hinge", "lsgan")  # D's output sign says real or fake: r_t means something
 FEATURE_MATCHING_ON = ("only", "add")
+URI_TRACKERS = ("mlflow", "wandb")  # train.tracker values that take train.tracker_uri
 LABEL_IN_D_INPUT = ("concat",)  # cond.d values whose D sees the label in its input (no label-free features)
 
 
@@ -123,6 +128,12 @@ _INF = float("inf")
 # (low, high, ends, keys): every value set (each item of a list) must lie in this interval; ends "[]",
 # "[)", "(]" or "()" say which bounds are allowed. The upper bounds keep typos from exhausting memory.
 _BOUNDS = [
+    (0, 100, "[]", "sample.drs_percentile"),  # discriminator-guided sampling (gankit.refine)
+    (1, 10_000_000, "[]", "sample.drs_burn_in"),
+    (1, 100_000, "[]", "sample.mh_chain sample.latent_steps"),
+    (2, 100_000, "[]", "sample.mh_calibration"),
+    (0, _INF, "()", "sample.latent_step_size"),
+    (0, _INF, "[]", "sample.latent_noise"),
     (1, 1_000_000, "[]", "train.batch_size train.num_samples model.virtual_batch_size diagnose.window"),
     (2, 1_000_000, "[]", "train.eval_num"),
     (1, 100_000, "[]", "model.latent_dim"),
@@ -132,17 +143,21 @@ _BOUNDS = [
     (8, 4096, "[]", "data.image_size"),
     (0, 2**63, "[)", "train.seed"),
     (1, _INF, "[]", ("train.epochs train.max_steps train.checkpoint_every train.keep_checkpoints train.threads "
-                     "train.eval_every train.log_every data.limit optim.n_critic tech.pack i2i.patch_layers "
-                     "cond.labels_per_class diagnose.plateau_evals")),
+                     "train.eval_every train.log_every train.sample_every_images data.limit optim.n_critic tech.pack "
+                     "i2i.patch_layers "
+                     "cond.labels_per_class diagnose.plateau_evals tech.ada_interval tech.ada_speed_images")),
     (0, _INF, "[]", ("data.workers tech.r1_gamma tech.r2_gamma train.ema_half_life tech.instance_noise tech.replay_size "
                      "tech.historical_averaging "
-                     "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks")),
+                     "tech.unrolled_steps i2i.res_blocks i2i.pool_size diagnose.max_rollbacks "
+                     "cond.unsup_weight cond.pull_away cond.low_density cond.consistency")),
     (0, _INF, "()", "optim.lr_g optim.lr_d train.minutes train.snapshot_minutes"),
-    (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout"),
-    (0, 1, "()", "train.ema_decay"),
+    (0, 1, "[)", "optim.beta1 optim.beta2 model.dropout tech.ada_p cond.d_ema"),
+    (0, 1, "()", "train.ema_decay tech.ada_target"),
     (0, 1, "(]", "tech.label_smoothing"),
     (0, 0.5, "[)", "tech.label_flip"),
-    (0, 1, "[]", "tech.replay_ratio"),
+    (0, 1, "[]", "tech.replay_ratio cond.lr_decay"),
+    (0, 0.5, "[]", "data.holdout"),
+    (0, 1, "(]", "diagnose.overfit_gap"),
 ]
 _ENDS = {"[": operator.ge, "(": operator.gt, "]": operator.le, ")": operator.lt}
 _SIGNS = {operator.ge: ">=", operator.gt: ">", operator.le: "<=", operator.lt: "<"}
@@ -223,15 +238,68 @@ def _bce_classifier(cfg: Any) -> None:
                           f"'{cfg.loss.name}'")
 
 
+def _switches_off(keys: tuple, where: str, when=lambda c: True):
+    """A check that cond.KEY is off (0 or false) for each of `keys` when when(cfg.cond): it would do nothing."""
+    def check(cfg: Any) -> None:
+        on = [k for k in keys if getattr(cfg.cond, k)] if when(cfg.cond) else []
+        if on:
+            raise GankitError(f"cond.{on[0]} would do nothing here: it acts in the semi-supervised GAN ({where}); "
+                              "remove it")
+    return check
+
+
+_NOT_SSGAN = _switches_off(("supervised_only", "d_ema", "lr_decay", "pull_away", "low_density", "consistency"),
+                           "cond.mode=ssgan")
+_NOT_BASELINE = _switches_off(("pull_away", "low_density", "consistency"), "without cond.supervised_only",
+                              lambda c: c.supervised_only)  # terms of the GAN's losses, not of its baseline
+
+
 # cond.mode -> its checks (a mode not listed gets the first: any labelled mode needs whole batches)
-_COND_CHECKS = {"none": (), "cgan": (_whole_batches, _label_free_features), "acgan": (_whole_batches,),
-                "infogan": (_whole_batches, _info_codes), "ssgan": (_whole_batches, _bce_classifier)}
+_COND_CHECKS = {"none": (_NOT_SSGAN,), "cgan": (_whole_batches, _label_free_features, _NOT_SSGAN),
+                "acgan": (_whole_batches, _NOT_SSGAN), "infogan": (_whole_batches, _info_codes, _NOT_SSGAN),
+                "ssgan": (_whole_batches, _bce_classifier, _NOT_BASELINE)}
+
+
+def _check_ada(cfg: Any) -> None:
+    """Adaptive augmentation: known ops, images, a D to augment for, and no ADA setting that would do nothing."""
+    tc, default = cfg.tech, type(cfg.tech)()
+    ops = [o for o in tc.ada_ops.split(",") if o]
+    bad = [o for o in ops if o not in ADA_OPS]
+    if bad or not ops:
+        raise GankitError(f"{f'unknown op {bad[0]!r} in tech.ada_ops' if bad else 'tech.ada_ops is empty'}; allowed: "
+                          f"{','.join(ADA_OPS)} (comma-separated)")
+    unused = ("ada_interval", "ada_speed_images", "ada_ops") if tc.ada_target is None and not tc.ada_p else \
+        ("ada_speed_images",) if tc.ada_target is None else ()
+    idle = [f"tech.{k}" for k in unused if getattr(tc, k) != getattr(default, k)]
+    if idle:
+        raise GankitError(f"{', '.join(idle)} would do nothing without tech.ada_target (the controller of p)"
+                          f"{'' if tc.ada_p else ' or tech.ada_p (a fixed p)'}; set tech.ada_target=0.6 or remove them")
+    if tc.ada_target is None and not tc.ada_p:
+        return
+    if tc.ada_target is not None and schedules.is_scheduled(tc.ada_p):
+        raise GankitError("tech.ada_p is a schedule, but tech.ada_target moves p itself; give ada_p a number (p's "
+                          "start) or remove tech.ada_target")
+    if cfg.is_toy or (cfg.is_translation and not cfg.i2i.adversarial) or cfg.cond.supervised_only:
+        raise GankitError("adaptive augmentation augments the images a discriminator sees; this run has none (2-D "
+                          "points, i2i.adversarial=false or cond.supervised_only): remove tech.ada_target and tech.ada_p")
+    if tc.ada_target is not None and not cfg.is_translation and cfg.loss.name not in ADA_SIGN_LOSSES:
+        raise GankitError(f"tech.ada_target reads the sign of D's outputs as real or fake, which means nothing for the "
+                          f"loss '{cfg.loss.name}' (only {', '.join(ADA_SIGN_LOSSES)}); use a fixed tech.ada_p instead")
+
+
+def _check_tracker(cfg: Any) -> None:
+    t = cfg.train
+    if t.tracker_uri and t.tracker not in URI_TRACKERS:
+        raise GankitError(f"train.tracker_uri is for the trackers {', '.join(URI_TRACKERS)}; add --tracker mlflow "
+                          "(or wandb), or drop --tracker-uri")
 
 
 def validate(cfg: Any) -> Any:
     """Ranges (_BOUNDS, finite numbers) and the cross-field checks that types alone cannot express."""
     _check_bounds(cfg)
     _check_training(cfg)
+    _check_ada(cfg)
+    _check_tracker(cfg)
     for check in _COND_CHECKS.get(cfg.cond.mode, (_whole_batches,)):
         check(cfg)
     return cfg

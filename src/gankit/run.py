@@ -85,14 +85,19 @@ def cache_root() -> Path:
 
 # what may differ between a run's config and its checkpoints: how long and where it trains, not what
 UNFINGERPRINTED = {"train": ("epochs", "minutes", "max_steps", "threads", "device", "log_every", "tensorboard", "out",
-                             "checkpoint_every", "keep_checkpoints", "snapshot_minutes"), "data": ("data_dir", "workers", "download")}
+                             "checkpoint_every", "keep_checkpoints", "snapshot_minutes", "clock", "tracker",
+                             "tracker_uri"),
+                   "data": ("data_dir", "workers", "download")}
+
+
+UNFINGERPRINTED_SECTIONS = ("preset", "sample")  # informational, and how a finished run is sampled (editable)
 
 
 def fingerprint(cfg: Config | dict) -> str:
     """A short hash of everything that decides what a run trains (its config without budget and machine
     options): a checkpoint whose fingerprint differs from its run's config.yaml is not that run's."""
     values = cfg if isinstance(cfg, dict) else cfg.to_dict()
-    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items() if k != "preset"}
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items() if k not in UNFINGERPRINTED_SECTIONS}
     for section, keys in UNFINGERPRINTED.items():
         for key in keys:
             values.get(section, {}).pop(key, None)

@@ -80,8 +80,14 @@ def load_generator(run_dir: str | Path, checkpoint: Optional[str] = None,
 
 def load_generator_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
                               device: str | torch.device = "cpu") -> tuple[nn.Module, Config, Path, dict]:
-    """load_generator, plus the checkpoint dict it was read from (step, shape, ...)."""
+    """load_generator, plus the checkpoint dict it was read from (step, shape, ...). An exported folder
+    (gankit export) or a Hugging Face Hub repo id USER/REPO of one loads like a run."""
+    from .export.folder import load_exported_generator
+
     device = resolve_device(device)
+    exported = load_exported_generator(run_dir, checkpoint, device)
+    if exported is not None:
+        return exported
     cfg, ckpt, path = read_checkpoint(run_dir, checkpoint, device)
     if cfg.is_translation:
         raise GankitError(f"'{run_dir}' is an image-to-image run; translate images with gankit translate")
@@ -187,7 +193,7 @@ def resolve_class(klass: str, G: nn.Module, cfg: Config) -> int:
     if not conditioning_of(G, cfg).takes_class:
         raise GankitError(f"--class needs a class-conditional run (cond.mode cgan or acgan); this run has "
                           f"cond.mode={cfg.cond.mode}")
-    names = class_names(cfg, K)
+    names = getattr(G, "class_names", None) or class_names(cfg, K)  # an exported G carries its classes
     if str(klass).lstrip("-").isdigit() and 0 <= int(klass) < K:
         return int(klass)
     lowered = [n.lower() for n in names]

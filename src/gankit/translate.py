@@ -72,10 +72,12 @@ def translate_folder(run_dir: str, input_dir: str, out_dir: str, direction: str 
     A half (AtoB) or B half (BtoA). Returns the number written."""
     from .data import to_float, to_uint8
     from .data.folders import UNREADABLE, list_images, max_image_pixels, read_image, square, warn_skipped, why
+    from .export.folder import load_exported_translators
     from .metrics.translation import load_translation_run
     from .models.translation import translate_batch
 
-    nets, cfg, ckpt = load_translation_run(run_dir, checkpoint, device)
+    # an exported folder (gankit export) or its Hub repo USER/REPO, else a run
+    nets, cfg, ckpt = load_exported_translators(run_dir, checkpoint, device) or load_translation_run(run_dir, checkpoint, device)
     src, dst = Path(input_dir), Path(out_dir)
     files = _inputs(src, dst, list_images)
     c, s = ckpt["shape"][0], ckpt["shape"][1]

@@ -37,19 +37,25 @@ def test_bench_fashion_lists_configurations_and_checks_options(capsys):
 
 
 def test_bench_fashion_scores_each_budget_from_one_run_per_seed(tmp_path, idx_dir, monkeypatch, capsys):
-    """--minutes 0.005,0.02: one run per configuration and seed trains for the longer budget and is scored at both
-    (the shorter from the checkpoint it kept when 0.005 minutes had passed); a budget the run never reached is
-    left out rather than scored from a later state."""
+    """--minutes 0.05,0.1: one run per configuration and seed trains for the longer budget and is scored at both
+    (the shorter from the checkpoint it kept when 0.05 minutes had passed). The budget counts a fake CPU clock
+    that advances one second per step, so the test does not depend on the machine's speed."""
+    from gankit.training import loop
+
+    ticks = iter(range(10**6))
+    monkeypatch.setitem(loop.CLOCKS, "cpu", lambda: float(next(ticks)))
     monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
-    args = ["bench", "fashion", "--configs", "DCGAN", "--seeds", "1", "--minutes", "0.02,0.005", "--num", "32",
+    args = ["bench", "fashion", "--configs", "DCGAN", "--seeds", "1", "--minutes", "0.1,0.05", "--num", "32",
             "--data-dir", str(idx_dir), "--out", str(tmp_path / "runs"), "--jobs", "1", "--json",
-            "--set", "model.g_width=8", "--set", "model.d_width=8", "--set", "train.batch_size=16"]
+            "--set", "train.clock=cpu", "--set", "model.g_width=8", "--set", "model.d_width=8",
+            "--set", "train.batch_size=16"]
     assert main(args) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["setting"], r["minutes"]) for r in rows] == [("DCGAN, 0.005 min", 0.005), ("DCGAN, 0.02 min", 0.02)]
-    assert 1 <= rows[0]["steps"] < rows[1]["steps"]  # the snapshot is an earlier state of the same run
-    assert (tmp_path / "runs" / "DCGAN-0" / "checkpoints" / "minute-0.005.pt").is_file()
+    assert [(r["setting"], r["minutes"]) for r in rows] == [("DCGAN, 0.05 min", 0.05), ("DCGAN, 0.1 min", 0.1)]
+    assert [r["steps"] for r in rows] == [3, 6]  # the snapshot is the state of the same run after 3 "seconds"
+    assert rows[0]["fid"] != rows[1]["fid"]
+    assert (tmp_path / "runs" / "DCGAN-0" / "checkpoints" / "minute-0.05.pt").is_file()
     assert main(args[:6] + ["--minutes", "0,2"]) == 2
     assert "--minutes takes positive numbers" in capsys.readouterr().err

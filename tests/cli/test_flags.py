@@ -27,7 +27,7 @@ LEGACY = {"--dataset": str, "--data-dir": str, "--image-size": int, "--channels"
           "--minutes": float, "--max-steps": int, "--batch-size": int, "--seed": int, "--out": str, "--device": str,
           "--checkpoint-every": int, "--keep-checkpoints": int, "--threads": int, "--eval-every": int,
           "--eval-metric": str, "--amp": str, "--tensorboard": bool, "--strict": bool, "--compile": bool,
-          "--channels-last": bool}
+          "--channels-last": bool, "--tracker": str, "--tracker-uri": str, "--clock": str}
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -78,7 +78,8 @@ VALUES = {"--dataset": "mnist", "--data-dir": "/d", "--image-size": "32", "--cha
           "--labels-per-class": "5", "--optimizer": "sgd", "--lr-g": "0.001", "--lr-d": "0.002", "--beta1": "0.1",
           "--beta2": "0.2", "--n-critic": "2", "--epochs": "3", "--max-steps": "50", "--batch-size": "8", "--seed": "4",
           "--out": "o", "--device": "cpu", "--checkpoint-every": "6", "--keep-checkpoints": "2", "--threads": "1",
-          "--eval-every": "1", "--eval-metric": "kid", "--amp": "off"}
+          "--eval-every": "1", "--eval-metric": "kid", "--amp": "off", "--tracker": "mlflow", "--tracker-uri": "file:/x",
+          "--clock": "cpu"}
 
 
 def test_every_flag_reaches_its_config_key():

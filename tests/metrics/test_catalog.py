@@ -20,7 +20,8 @@ def test_every_metric_computes_the_values_it_follows():
     feats = rng.normal(size=(60, 4))
     probs = rng.dirichlet(np.ones(3), size=60)
     inputs = Inputs("ring", real_features=feats, fake_features=feats + 0.1, fake_probs=probs,
-                    points=sample_toy("ring", 300, torch.Generator().manual_seed(0)), quick=True)
+                    points=sample_toy("ring", 300, torch.Generator().manual_seed(0)), quick=True,
+                    discriminator={"d_acc_heldout": 0.5})  # d_acc: measured on a run's D beforehand
     for m in catalog.all_metrics():
         values = m.compute(inputs)
         assert set(m.follows) <= set(values), m.name

@@ -37,17 +37,20 @@ def test_vanishing_gradient_is_reported(tmp_path):
 
 
 def test_a_frozen_generator_is_reported_as_mode_collapse(tmp_path, idx_dir):
-    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 1},
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 1,
+                                                                           "sample_every_images": 64},
                       optim={"lr_g": 1e-12}, diagnose={"collapse_warmup": 0})
     assert "mode_collapse" in kinds(gankit.train(cfg, quiet=True)["run"])
-    toy = tiny_config("toy", tmp_path / "toy", dataset="ring", train={"max_steps": None, "epochs": 1},
+    toy = tiny_config("toy", tmp_path / "toy", dataset="ring", train={"max_steps": None, "epochs": 1,
+                                                                      "sample_every_images": 256},
                       optim={"lr_g": 1e-12}, diagnose={"collapse_warmup": 0})
     assert "mode_collapse" in kinds(gankit.train(toy, quiet=True)["run"])
 
 
 def test_the_collapse_check_waits_for_its_warm_up(tmp_path, idx_dir):
     """Issue 13 item 24: the first grids of a run are noise; a collapse warning there is a false alarm."""
-    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 1},
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 1,
+                                                                           "sample_every_images": 64},
                       optim={"lr_g": 1e-12}, diagnose={"collapse_warmup": 300})
     assert "mode_collapse" not in kinds(gankit.train(cfg, quiet=True)["run"])
 

@@ -22,7 +22,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    cfg = tiny_config("toy", tmp / "run", dataset="ring", train={"max_steps": None, "epochs": 3},
+    cfg = tiny_config("toy", tmp / "run", dataset="ring", train={"max_steps": None, "epochs": 3,
+                                                                 "sample_every_images": 256},  # a grid per epoch
                       diagnose={"window": 5, "grad_g_floor": 1e9})  # provoke a warning for the timeline
     return Path(gankit.train(cfg, quiet=True)["run"])
 
@@ -30,7 +31,8 @@ def report_run(tmp_path_factory):
 def test_report_is_self_contained(report_run):
     page = (report_run / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from a network
-    assert page.count("data:image/png;base64,") == 3 + 4  # 3 epoch grids + final in the slider, + curves
+    # 3 grids + final in the slider, + curves: losses, D outputs, gradient norms, overfitting
+    assert page.count("data:image/png;base64,") == 4 + 4
     assert "vanishing generator gradient" in page and "dataset: ring" in page
 
 

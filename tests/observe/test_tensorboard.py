@@ -13,7 +13,7 @@ def test_tensorboard_event_file_has_scalars_and_images(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = tiny_config("toy", tmp_path / "run", dataset="ring", train={"max_steps": None, "epochs": 2,
-                                                                      "tensorboard": True})
+                                                                      "tensorboard": True, "sample_every_images": 256})
     run = Path(gankit.train(cfg, quiet=True)["run"])
     acc = EventAccumulator(str(run / "tensorboard"))
     acc.Reload()

@@ -20,7 +20,7 @@ def _dataset_for(preset):
 
 @pytest.mark.parametrize("preset", [p for p in preset_names() if p not in ("pix2pix", "cyclegan")])
 def test_every_preset_trains_a_few_steps(preset, tmp_path, idx_dir):
-    extra = {"cond": {"labels_per_class": 2}} if preset == "ssgan" else {}  # the tiny set has ~6 per class
+    extra = {"cond": {"labels_per_class": 2}} if preset.startswith("ssgan") else {}  # the tiny set has ~6 per class
     cfg = tiny_config(preset, tmp_path / "run", dataset=_dataset_for(preset), data_dir=idx_dir, steps=4, **extra)
     summary = gankit.train(cfg, quiet=True)
     run = Path(summary["run"])
@@ -40,11 +40,12 @@ def test_every_preset_trains_a_few_steps(preset, tmp_path, idx_dir):
 
 
 def test_training_changes_weights_and_writes_epoch_artifacts(tmp_path, idx_dir):
-    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 2})
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, train={"max_steps": None, "epochs": 2,
+                                                                           "sample_every_images": 64})
     summary = gankit.train(cfg, quiet=True)
     run = Path(summary["run"])
     assert summary["steps"] == 8 and summary["epochs"] == 2  # 64 images / batch 16 = 4 steps per epoch
-    assert sorted(p.name for p in (run / "samples").glob("epoch-*.png")) == ["epoch-0001.png", "epoch-0002.png"]
+    assert sorted(p.name for p in (run / "samples").glob("step-*.png")) == ["step-00000004.png", "step-00000008.png"]
     assert (run / "progression.png").is_file()
     first, last = load_file(list_step_checkpoints(run)[-1]), newest_checkpoint(run)
     assert not torch.equal(first["G"]["net.0.weight"], last["G"]["net.0.weight"])
@@ -131,3 +132,19 @@ def test_divergence_stops_cleanly_and_never_saves_nan_weights(tmp_path, idx_dir,
     # lr 1e30: the first D update already sends the same step's G loss to inf, so step 1 is the last row
     assert rows[-1]["step"] == 1 and rows[-1]["nonfinite"] is True
     assert "NaN" not in (out / "log.jsonl").read_text()
+
+
+def test_clock_cpu_counts_the_budget_and_snapshots_on_the_process_cpu_time(tmp_path, monkeypatch):
+    """train.clock=cpu: --minutes and snapshot_minutes follow the process's CPU time (a fake clock here that
+    advances 1 s per reading), not the wall clock; the snapshot holds the state of when its minute passed."""
+    import gankit
+    from gankit.training import loop
+
+    ticks = iter(range(10**6))
+    monkeypatch.setitem(loop.CLOCKS, "cpu", lambda: float(next(ticks)))
+    cfg = tiny_config("toy", tmp_path / "run", dataset="ring", steps=None,
+                      train={"minutes": 10 / 60, "clock": "cpu", "snapshot_minutes": [4 / 60]})
+    summary = gankit.train(cfg, quiet=True)
+    assert summary["stopped_by"] == "minutes" and summary["steps"] == 10  # one fake second per step
+    snap = torch.load(tmp_path / "run" / "checkpoints" / f"minute-{4 / 60:g}.pt", weights_only=True)
+    assert snap["step"] == 4 and snap["elapsed"] == 4.0

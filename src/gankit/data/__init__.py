@@ -1,7 +1,9 @@
 """Datasets as tensors held in memory. Images are stored as uint8 and scaled to [-1, 1] per batch."""
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +15,12 @@ from ..config import TOY_DATASETS, DataConfig
 from ..devices import is_gpu
 from ..errors import GankitError
 from ..run import cache_root as run_cache_root
-from .folders import load_labelled_folder
+from .folders import load_folder_splits
 from .idx import find_idx_pair, read_idx
 from .stacked import STACKED_SOURCES, stack
 from .toy2d import sample_toy, toy_centers, toy_std
 
-__all__ = ["Data", "load_dataset", "sample_toy", "to_float", "to_uint8", "toy_centers", "toy_std"]
+__all__ = ["Data", "holdout_split", "load_dataset", "load_splits", "sample_toy", "to_float", "to_uint8", "toy_centers", "toy_std"]
 
 SYSTEM_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist", "mnist": "/usr/share/datasets/mnist"}
 TORCHVISION_NAMES = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "cifar10": "cifar-10-batches-py"}
@@ -113,6 +115,10 @@ def _load_mnist_like(name: str, cfg: DataConfig) -> tuple[Tensor, Tensor]:
         pair = find_idx_pair(dirs)
         if pair is None:
             raise _not_found(name, dirs, "the download left no IDX files")
+    return _read_pair(name, pair)
+
+
+def _read_pair(name: str, pair: tuple[Path, Path]) -> tuple[Tensor, Tensor]:
     try:
         x, y = read_idx(pair[0]), read_idx(pair[1])  # a malformed file: IdxError, naming it
     except OSError as e:
@@ -195,15 +201,92 @@ LOADERS = {**dict.fromkeys(TOY_DATASETS, _load_toy), "fashion-mnist": _load_idx,
            "cifar10": _load_cifar, **dict.fromkeys(STACKED_SOURCES, _load_stacked)}
 
 
-def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
-    """Load a dataset named or pointed at by cfg.dataset."""
-    name = cfg.dataset
+# ---------------------------------------------------------------- held-out real images (D's test accuracy)
+HELDOUT_POINTS = 4096  # ring and grid: fresh points drawn for the held-out set
+HELDOUT_STACKS = 10_000  # stacked datasets: images stacked from the source's test split
+
+
+def _test_idx(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    """The t10k files of (fashion-)mnist beside its training files (never downloaded)."""
+    train = find_idx_pair(search_dirs(name, cfg.data_dir))
+    dirs = [train[0].parent] if train else search_dirs(name, cfg.data_dir)
+    pair = find_idx_pair(dirs, split="t10k") if train else None
+    if pair is None:
+        raise _not_found(f"the {name} test split (t10k-*-ubyte files)", dirs, "it is never downloaded")
+    x, labels = _read_pair(name, pair)
+    return _fit(x, cfg.image_size, cfg.channels), labels
+
+
+def _test_cifar(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    import torchvision.datasets as tvd
+
+    roots = [r for r in cifar10_roots(cfg.data_dir) if (r / "cifar-10-batches-py" / "test_batch").is_file()]
+    if not roots:
+        raise _not_found("the cifar10 test batch", cifar10_roots(cfg.data_dir), "it is never downloaded")
+    ds = tvd.CIFAR10(str(roots[0]), train=False, download=False)
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # [N,32,32,3] -> [N,3,32,32]
+    return _fit(x, cfg.image_size, cfg.channels), torch.tensor(ds.targets)
+
+
+def _test_toy(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    x = sample_toy(name, HELDOUT_POINTS, generator=torch.Generator().manual_seed(seed + 1))  # points never trained on
+    return x, torch.cdist(x, toy_centers(name)).argmin(1)
+
+
+def _test_stacked(name: str, cfg: DataConfig, seed: int) -> tuple[Tensor, Tensor]:
+    x, labels = _test_idx(STACKED_SOURCES[name], dataclasses.replace(cfg, channels=None), seed)
+    x, labels = stack(x, labels, HELDOUT_STACKS, seed + 1)
+    return _fit(x, None, cfg.channels), labels
+
+
+# named dataset -> its own held-out split (the same signature as LOADERS)
+TEST_LOADERS = {**dict.fromkeys(TOY_DATASETS, _test_toy), "fashion-mnist": _test_idx, "mnist": _test_idx,
+                "cifar10": _test_cifar, **dict.fromkeys(STACKED_SOURCES, _test_stacked)}
+
+
+def holdout_split(n: int, share: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(training indices, held-out indices) of n examples: round(share * n) of them (at least 1) held out,
+    drawn by the seed; both sorted, disjoint, and together all of range(n)."""
+    k = min(n - 1, max(1, round(share * n)))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + 101))
+    return perm[k:].sort().values, perm[:k].sort().values
+
+
+def _subset(name: str, x: Tensor, labels: Tensor | None, idx: Tensor) -> Data:
+    return Data(name, x[idx], None if labels is None else labels[idx])
+
+
+def load_splits(cfg: DataConfig, seed: int = 0, heldout: bool = True) -> tuple[Data, Data | None]:
+    """The training set and the real images held out from it, never trained on (None when there are none):
+    data.holdout > 0 sets that share of the (limited) training images aside, drawn by the seed; otherwise
+    the dataset's own test split (named datasets; an image folder's test/ subfolder). heldout=False reads
+    no test split (the training set is the same); a test split missing from disk is a warning."""
+    name, held = cfg.dataset, None
     if name in LOADERS:
         x, labels = LOADERS[name](name, cfg, seed)
     else:
-        x, labels, classes = load_labelled_folder(name, cfg.image_size, cfg.channels, cfg.workers)
-        labels = labels if len(classes) > 1 else None  # one subfolder per class gives labels
+        (x, labels), held = load_folder_splits(name, cfg.image_size, cfg.channels, cfg.workers,
+                                                   heldout and not cfg.holdout)
     if cfg.limit is not None:
         x = x[: cfg.limit]
         labels = None if labels is None else labels[: cfg.limit]
-    return Data(name, x, labels)
+    if cfg.holdout:
+        if len(x) < 2:
+            raise GankitError(f"data.holdout needs 2 or more examples; the dataset has {len(x)}")
+        train_idx, held_idx = holdout_split(len(x), cfg.holdout, seed)
+        return _subset(name, x, labels, train_idx), _subset(name, x, labels, held_idx)
+    if heldout and name in TEST_LOADERS:
+        try:
+            held = Data(name, *TEST_LOADERS[name](name, cfg, seed))
+        except GankitError as e:  # train anyway; say why D's test accuracy is not measured
+            warnings.warn(f"no held-out images to measure D's overfitting: {e}; or hold out part of the training "
+                          "set with --set data.holdout=0.1", stacklevel=2)
+    elif held is not None:
+        held = Data(name, *held)
+    return Data(name, x, labels), held
+
+
+def load_dataset(cfg: DataConfig, seed: int = 0) -> Data:
+    """The training set named or pointed at by cfg.dataset (without the held-out images of data.holdout or
+    of an image folder's test/ subfolder)."""
+    return load_splits(cfg, seed, heldout=False)[0]

@@ -138,16 +138,17 @@ def load_folder(root: str | Path, image_size: int | None, channels: int | None, 
 
 
 def load_labelled_folder(root: str | Path, image_size: int | None, channels: int | None,
-                         workers: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+                         workers: int = 0, skip: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Images [N,C,S,S] uint8, labels [N] from each file's first-level subfolder, and the class names
-    (files directly in root form class '.')."""
+    (files directly in root form class '.'). Files under `skip` (a subfolder) are left out."""
     root = Path(root)
     if not root.is_dir():
         raise GankitError(f"dataset '{root}' is neither a known name nor a folder; use fashion-mnist, "
                           "mnist, cifar10, ring, grid or the path of an image folder")
-    paths = list_images(root)
+    paths = [p for p in list_images(root) if skip is None or skip not in p.parents]
     if not paths:
-        raise GankitError(f"image folder '{root}' has no images (.png, .jpg, .jpeg, .webp, .bmp); "
+        held = f" outside its held-out {skip.name}/ subfolder" if skip is not None else ""
+        raise GankitError(f"image folder '{root}' has no images{held} (.png, .jpg, .jpeg, .webp, .bmp); "
                           "point --dataset at a folder that has some")
     size = image_size or 64
     images, grays, bad, folders = [], [], [], []
@@ -173,3 +174,28 @@ def load_labelled_folder(root: str | Path, image_size: int | None, channels: int
     classes = sorted(set(folders))
     labels = torch.tensor([classes.index(f) for f in folders])
     return x.contiguous(), labels, classes
+
+
+HELDOUT_DIR, TRAIN_DIR = "test", "train"  # ROOT/test/ is held out; with ROOT/train/ beside it, training reads that
+
+
+def load_folder_splits(root: str | Path, image_size: int | None, channels: int | None, workers: int = 0,
+                       heldout: bool = True) -> tuple[tuple[torch.Tensor, torch.Tensor | None], tuple | None]:
+    """((images, labels) to train on, (images, labels) held out or None). ROOT/test/ is never trained on:
+    training reads ROOT/train/ when it exists, else ROOT without test/. Labels come from the first-level
+    subfolders of each (None with fewer than 2 classes); held-out classes are matched to the training
+    classes by name (labels None when test/ has others). heldout=False leaves test/ unread."""
+    root = Path(root)
+    test, train = root / HELDOUT_DIR, root / TRAIN_DIR
+    has_test = test.is_dir()
+    train_root = train if has_test and train.is_dir() else root
+    x, labels, classes = load_labelled_folder(train_root, image_size, channels, workers,
+                                              skip=test if has_test and train_root == root else None)
+    labels = labels if len(classes) > 1 else None  # one subfolder per class gives labels
+    if not (heldout and has_test):
+        return (x, labels), None
+    size = image_size or x.shape[-1]
+    xt, yt, test_classes = load_labelled_folder(test, size, x.shape[1], workers)
+    known = labels is not None and set(test_classes) <= set(classes)
+    held_labels = torch.tensor([classes.index(test_classes[k]) for k in yt.tolist()]) if known else None
+    return (x, labels), (xt, held_labels)

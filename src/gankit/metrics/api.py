@@ -45,6 +45,13 @@ def _run_job(run: str | Path, metrics: Optional[list[str]], per_class: bool, o: 
 
     cfg = read_config(Path(run))
     where = dict(run=Path(run), cfg=cfg)
+    if _refining(o):
+        from ..refine.networks import check_refinable
+
+        if per_class:
+            raise GankitError("--per-class scores plain samples of each class; drop --refine (gankit sample --class K "
+                              "--refine METHOD draws refined samples of one class)")
+        check_refinable(cfg, run)
     if cfg.is_translation:
         from .translation import evaluate_translation
 
@@ -61,8 +68,14 @@ def _run_job(run: str | Path, metrics: Optional[list[str]], per_class: bool, o: 
                                                o["device"], record=False),
                     lambda r: format_per_class(r, class_names(cfg, len(r["per_class"]))), **where)
     return _Job(lambda: evaluate_run(str(run), metrics, o["features"], o["num"], o["checkpoint"], o["seed"],
-                                     o["inception_weights"], o["real_stats"], o["device"], record=False),
+                                     o["inception_weights"], o["real_stats"], o["device"], record=False,
+                                     refine=o["refine"], refine_settings=o["refine_settings"]),
                 format_table, **where)
+
+
+def _refining(o: dict) -> bool:
+    """--refine (other than none) or one of its settings was given."""
+    return o["refine"] not in (None, "none") or bool(o["refine_settings"])
 
 
 def _plan(run, real, fake, metrics, per_class: bool, o: dict) -> _Job:
@@ -73,8 +86,13 @@ def _plan(run, real, fake, metrics, per_class: bool, o: dict) -> _Job:
         return _run_job(run, metrics, per_class, o)
     if per_class:
         raise GankitError("--per-class scores a run; give RUN_DIR")
+    if _refining(o):
+        raise GankitError("--refine draws refined samples of a run with its discriminator; give RUN_DIR, not --fake")
     if not (real and fake):
         raise GankitError("nothing to score; give RUN_DIR, or --real SET and --fake SET")
+    from .d_acc import refuse_on_sets
+
+    refuse_on_sets(metrics)
     from .evaluate import evaluate_sets, format_table
 
     return _Job(lambda: evaluate_sets(real, fake, metrics, o["features"], o["num"], o["data_dir"],
@@ -85,15 +103,19 @@ def evaluate(run: Optional[str | Path] = None, *, real: Optional[str] = None, fa
              metrics: Optional[str | Sequence[str]] = None, features: str = "auto", num: Optional[int] = None,
              checkpoint: Optional[str] = None, seed: int = 0, per_class: bool = False,
              inception_weights: Optional[str] = None, real_stats: Optional[str] = None, data_dir: Optional[str] = None,
-             device: str = "auto", record: bool = True, show: Optional[Show] = None) -> dict:
+             device: str = "auto", record: bool = True, show: Optional[Show] = None, refine: Optional[str] = None,
+             refine_settings: Optional[dict] = None) -> dict:
     """Score a run folder's newest (or named) checkpoint, or the set `fake` against the set `real` (dataset
     names, image folders or .npz files). metrics: names of METRICS, a list or 'fid,kid' (default: those of
     the data's kind); per_class: a class-conditional run class by class. A run's result is shown with
-    show(result, table), then appended to its metrics.json and its plots and report.html redrawn (record)."""
+    show(result, table), then appended to its metrics.json and its plots and report.html redrawn (record).
+    refine: drs, mh, latent or none, refine_settings: {field: value} of the config section `sample` (default:
+    the run's sample section); the report of the refinement is result['refine']."""
     from ..sampling import resolve_device
 
     o = dict(features=features, num=num, checkpoint=checkpoint, seed=seed, inception_weights=inception_weights,
-             real_stats=real_stats, data_dir=data_dir, device=str(resolve_device(device)))
+             real_stats=real_stats, data_dir=data_dir, device=str(resolve_device(device)), refine=refine,
+             refine_settings=refine_settings)
     job = _plan(run, real, fake, parse_metrics(metrics) if metrics else None, per_class, o)
     result = job.compute()
     if show is not None:

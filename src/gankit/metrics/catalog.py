@@ -16,6 +16,7 @@ from torch import Tensor
 from ..config import STACKED_DATASETS
 from ..errors import GankitError
 from ..registry import Registry
+from . import d_acc
 from . import distances as dist
 from .stacked_modes import STACKED_NUM, image_modes
 from .toy import toy_modes
@@ -28,6 +29,7 @@ class Needs(enum.Flag):
     FAKE_PROBS = enum.auto()  # the extractor's class probabilities of the samples
     POINTS = enum.auto()  # the 2-D samples themselves (ring, grid)
     STACKS = enum.auto()  # the sample images of a stacked dataset (each channel classified by its source's judge)
+    DISCRIMINATOR = enum.auto()  # the run's own D, on held-out, training and fake images (a run only: d_acc.py)
 
 
 EXTRACTED = Needs.REAL_FEATURES | Needs.FAKE_FEATURES | Needs.FAKE_PROBS  # what a feature extractor gives
@@ -45,6 +47,7 @@ class Inputs:
     data_dir: Optional[str] = None  # where the reference set's files are (the judge of a stacked set's source)
     device: str = "cpu"
     quick: bool = False  # during training: a cheaper estimate (fewer KID subsets)
+    discriminator: Optional[dict] = None  # d_acc's values, measured on the run beforehand
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ register(Metric("modes", Needs.POINTS | Needs.STACKS, _modes, higher_is_better=T
                 rank=lambda v: v["modes"] - min(v["reverse_kl"], 10) / 100))  # more modes, then lower reverse KL
 
 
+register(Metric(d_acc.NAME, Needs.DISCRIMINATOR, d_acc.compute, higher_is_better=False, default=False))
+
+
 def all_metrics() -> list[Metric]:
     return list(_ORDER)
 
@@ -137,8 +143,10 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
 
 
 def applies(m: Metric, points: bool, dataset: str = "") -> bool:
-    """m scores this data: 2-D points, images, or (Needs.STACKS) the images of a stacked dataset."""
-    return m.on_points == points or (not points and bool(m.needs & Needs.STACKS) and dataset in STACKED_DATASETS)
+    """m scores this data: 2-D points, images, or (Needs.STACKS) the images of a stacked dataset; a run's D
+    (Needs.DISCRIMINATOR) scores either."""
+    stacks = not points and bool(m.needs & Needs.STACKS) and dataset in STACKED_DATASETS
+    return bool(m.needs & Needs.DISCRIMINATOR) or m.on_points == points or stacks
 
 
 def check_kind(metrics: Sequence[str], points: bool, dataset: str = "") -> list[Metric]:

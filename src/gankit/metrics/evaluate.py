@@ -132,12 +132,25 @@ def _fake_set(G, cfg, num: int, seed: int, device: str, images: bool) -> torch.T
     return torch.cat([to_uint8(x) if images else x for x in generate_chunks(G, cfg, num, seed=seed, device=device)])
 
 
+def _generated(run: Path, G, cfg, num: int, seed: int, device: str, checkpoint: Optional[str], refine: Optional[str],
+               settings: Optional[dict]) -> tuple[torch.Tensor, Optional[dict]]:
+    """The set scored: plain samples of G, or refined ones and the refinement's report."""
+    from ..data import to_uint8
+    from ..refine.api import NONE, fake_set, options
+
+    method = options(cfg, refine, settings).refine
+    if method == NONE:
+        return _fake_set(G, cfg, num, seed, device, images=not cfg.is_toy), None
+    return fake_set(run, num, seed, checkpoint, device, method, settings, None if cfg.is_toy else to_uint8)
+
+
 def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features: str = "auto",
                  num: Optional[int] = None, checkpoint: Optional[str] = None, seed: int = 0,
                  inception_weights: Optional[str] = None, real_stats: Optional[str] = None,
-                 device: str = "cpu", record: bool = True) -> dict:
+                 device: str = "cpu", record: bool = True, refine: Optional[str] = None,
+                 refine_settings: Optional[dict] = None) -> dict:
     """Score a run's newest (or named) checkpoint against its training data; record it in metrics.json (and
-    redraw the run's plots and report)."""
+    redraw the run's plots and report). refine: drs, mh, latent or none (default: the run's sample.refine)."""
     from ..data import load_dataset
     from ..sampling import check_num, load_generator_checkpoint, resolve_device
 
@@ -145,11 +158,20 @@ def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features
     cfg = read_config(run)
     metrics = parse_metrics(metrics) if metrics else default_metrics(cfg.is_toy)
     check_kind(metrics, cfg.is_toy, cfg.data.dataset)  # before anything is generated
+    if any(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):  # d_acc: the run's D (d_acc.py)
+        from .d_acc import evaluate_with_discriminator
+
+        others = lambda names: evaluate_run(run_dir, names, features, num, checkpoint, seed, inception_weights,  # noqa: E731
+                                            real_stats, device, record=False)
+        result = evaluate_with_discriminator(run_dir, metrics, others, checkpoint, num, device)
+        if record:
+            record_result(run, result, cfg, device)
+        return result
     G, gcfg, path, ckpt = load_generator_checkpoint(run, checkpoint, device)
     each = 2 * (int(np.prod(ckpt["shape"])) + FEATURE_BYTES)  # uint8 real and fake images and their features
     num = check_num(default_num(metrics, cfg.is_toy, cfg.data.dataset) if num is None else num,
                     bytes_each=0 if cfg.is_toy else each)
-    fake = _fake_set(G, gcfg, num, seed, device, images=not cfg.is_toy)
+    fake, refined = _generated(run, G, gcfg, num, seed, device, checkpoint, refine, refine_settings)
     real = load_dataset(cfg.data, cfg.train.seed).x
     if len(real) > num:
         real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:num].sort().values]
@@ -160,6 +182,8 @@ def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features
               "real": {"source": spec, "kind": "dataset", "split": "train", "n": len(real)},
               "fake": {"source": f"{run.name}/{path.name}", "kind": "generator", "n": len(fake), "seed": seed},
               "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if refined is not None:  # the samples scored were refined by the run's D (gankit.refine)
+        result["refine"] = refined
     if record:
         record_result(run, result, cfg, device)
     return result
@@ -172,6 +196,10 @@ def format_table(result: dict) -> str:
     lines.append(f"# features: {f.get('extractor')}; weights: {f.get('weights', '-')}; resize: {f.get('resize', '-')}")
     lines.append(f"# real: {result['real']['source']} ({result['real'].get('split', result['real']['kind'])}, "
                  f"n={result['real']['n']}); fake: {result['fake']['source']} (n={result['fake']['n']})")
+    if result.get("refine"):
+        from ..refine.api import describe
+
+        lines.append(f"# {describe(result['refine'])}")
     return "\n".join(lines)
 
 

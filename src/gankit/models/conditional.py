@@ -178,9 +178,14 @@ class KPlusOneDiscriminator(ConditionalDiscriminator):
 
     def __init__(self, inner: nn.Module, num_classes: int, shape: tuple):
         super().__init__(inner, num_classes)
-        self.aux = nn.Linear(flat_width(inner, shape)[0], num_classes)
+        own_head = getattr(inner, "class_head", None)  # a family's own K-way head (models/ssgan.py: noise, weight norm)
+        self.aux = own_head(num_classes) if own_head else nn.Linear(flat_width(inner, shape)[0], num_classes)
         self.inner.head = None
 
-    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        logits = self.aux(self.inner.features(x).flatten(1))  # [N,K]
+    def from_features(self, f: Tensor) -> tuple[Tensor, Tensor]:
+        """(real/fake logit [N], class logits [N,K]) from D's features."""
+        logits = self.aux(f.flatten(1))  # [N,K]
         return torch.logsumexp(logits, dim=1), logits
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        return self.from_features(self.inner.features(x))

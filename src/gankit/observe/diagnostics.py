@@ -6,7 +6,9 @@ Checks (thresholds in the `diagnose` config section):
 - oscillation without progress: the G loss cycles (large spread over the window) while the evaluation
   metric (--eval-every) has not improved for `plateau_evals` evaluations;
 - mode collapse: the fixed-z samples' diversity (mean pairwise distance of 16x16 thumbnails) falls
-  below a share of the real data's; for ring/grid, fixed-z samples capture too few modes.
+  below a share of the real data's; for ring/grid, fixed-z samples capture too few modes;
+- overfitting: D calls far more of its training images real than of the held-out ones (their gap above
+  `overfit_gap`, measured by training/overfit.py): it memorises the training set.
 (Divergence, a non-finite loss or weight, is handled by the loop: it stops without saving that state.)
 Each warning is printed, appended to diagnostics.jsonl, and re-armed only after the condition clears.
 """
@@ -23,6 +25,14 @@ import torch.nn.functional as F
 from ..config import Config
 from ..metrics.toy import toy_modes
 from ..schedules import value_at
+
+
+def overfit_summary(values: dict) -> str:
+    """': D calls 97% of training images real, 41% of held-out ones' from D's overfitting measures."""
+    if "d_acc_train" not in values:
+        return ""
+    held = f", {values['d_acc_heldout']:.0%} of held-out ones" if "d_acc_heldout" in values else ""
+    return f": D calls {values['d_acc_train']:.0%} of training images real{held}"
 
 
 def diversity(x: torch.Tensor) -> float:
@@ -76,6 +86,7 @@ class Diagnostics:
         if row.get("grad_d") is not None:
             self.grad_d.append(row["grad_d"])
         self._saturation_check(row, step, epoch)
+        self._overfit_check(row, step, epoch)
         if self.probabilities:
             self._floor_check("d_overpowering", self.d_fake, self.d.d_fake_floor, step, epoch, lambda m: (
                 f"discriminator overpowering at step {step}: mean D(G(z)) = {m:.4f} over the last "
@@ -98,6 +109,21 @@ class Diagnostics:
                        f"the discriminator is saturated at step {step}: {what}; the learning rates are far too high "
                        f"(lr_g={value_at(self.cfg.optim.lr_g, step):g}, "
                        f"lr_d={value_at(self.cfg.optim.lr_d, step):g}). Lower --lr-g/--lr-d (e.g. 2e-4)")
+
+    def _overfit_check(self, row: dict, step: int, epoch: int) -> None:
+        """D calls many more training images real than held-out ones: it memorises its training set."""
+        train, held = row.get("d_acc_train"), row.get("d_acc_heldout")
+        if train is None or held is None:
+            return
+        if train - held > self.d.overfit_gap:
+            target = getattr(self.cfg.tech, "ada_target", None)
+            fix = (f"lower tech.ada_target (now {target:g}) or add data" if target is not None else
+                   "try --set tech.ada_target=0.6 or more data")
+            self._warn("overfitting", step, epoch,
+                       f"D calls {train:.0%} of training images real but {held:.0%} of held-out ones at step {step}: "
+                       f"the discriminator is overfitting; {fix}")
+        elif train - held < self.d.overfit_gap / 2:
+            self._clear("overfitting")
 
     def _floor_check(self, kind: str, window: deque, floor: float, step: int, epoch: int,
                      message: Callable[[float], str]) -> None:

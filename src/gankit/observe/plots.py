@@ -95,6 +95,36 @@ def plot_grad_norms(rows: Sequence[dict], steps_per_epoch: int, path: Path) -> N
             "Gradient norms", "L2 norm")
 
 
+OVERFIT_PANELS = ({"d_acc_train": "training images called real", "d_acc_heldout": "held-out images called real",
+                   "d_acc_fake": "fakes called fake"},
+                  {"r_t": "r_t = E[sign D(x_train)]", "ada_p": "augmentation p (ADA)"})
+
+
+def plot_overfitting(rows: Sequence[dict], steps_per_epoch: int, path: Path) -> bool:
+    """D's accuracy on training, held-out and fake images (as measured), and ADA's r_t (with p when adaptive
+    augmentation is on). False (nothing written) when nothing of it was logged."""
+    panels = [{k: v for k, v in keys.items() if any(r.get(k) is not None for r in rows)} for keys in OVERFIT_PANELS]
+    panels = [keys for keys in panels if keys]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.6), dpi=100, squeeze=False)
+    for ax, keys in zip(axes[0], panels):
+        for key, label in keys.items():
+            s, y = map(np.asarray, zip(*[(r["step"], r[key]) for r in rows if r.get(key) is not None]))
+            window = max(1, len(y) // 100)
+            ax.plot(s[window - 1:], _smooth(y, window), label=label, linewidth=1.4, marker="." if len(y) < 50 else None)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        spe = max(steps_per_epoch, 1)
+        ax.secondary_xaxis("top", functions=(lambda x, spe=spe: x / spe, lambda e, spe=spe: e * spe)).set_xlabel("epoch")
+    axes[0][0].set_title("Is D memorising its training images?")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def plot_progression(sample_paths: Sequence[Path], path: Path, max_panels: int = 6) -> None:
     """The fixed-z samples of up to `max_panels` evenly spaced epochs, side by side."""
     paths = list(sample_paths)
@@ -168,6 +198,7 @@ def write_run_plots(run: Path, steps_per_epoch: int, probabilities: bool, device
     the same after training, during it, and after `gankit eval` added a result."""
     from ..metrics.history import read_history
     from ..run import read_log
+    from .artifacts import run_grids
     from .report import write_report
 
     rows = read_log(run / "log.jsonl")
@@ -176,7 +207,8 @@ def write_run_plots(run: Path, steps_per_epoch: int, probabilities: bool, device
         plot_d_outputs(rows, steps_per_epoch, run / "d_outputs.png", probabilities)
         plot_grad_norms(rows, steps_per_epoch, run / "grad_norms.png")
         plot_schedules(rows, run / "schedules.png")
-    grids = sorted((run / "samples").glob("epoch-*.png"))
+        plot_overfitting(rows, steps_per_epoch, run / "overfitting.png")
+    grids = run_grids(run)
     if final and (run / "samples" / "final.png").is_file():
         grids.append(run / "samples" / "final.png")
     plot_progression(grids, run / "progression.png")

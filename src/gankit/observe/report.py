@@ -1,8 +1,9 @@
 """report.html: one self-contained page per run (opens from disk, no network).
 
-Config, hardware, timings, the curves (losses, D outputs, gradient norms, metrics), the fixed-z grid
-of every epoch behind a slider, the diagnostics timeline and the best checkpoint. Images are embedded
-as base64; the only script is the slider's few lines.
+Config, hardware, timings, the curves (losses, D outputs, gradient norms, overfitting, metrics), the
+fixed-z grids behind a slider (at most artifacts.REPORT_FRAME_BYTES of them: the page stays small), D's
+overfitting measures, the diagnostics timeline and the best checkpoint. Images are embedded as base64;
+the only script is the slider's few lines.
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from typing import Optional
 import torch
 import yaml
 
+from ..config import TRANSLATION_MODELS
 from ..metrics.history import read_history
 from ..run import read_log
+from .artifacts import pick_frames, run_grids, step_of
+from .diagnostics import overfit_summary
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -88,25 +92,49 @@ def _best(run: Path) -> str:
     return _table(rows) if rows else "<p>No evaluation yet (use --eval-every N or gankit eval).</p>"
 
 
+def _frame_name(path: Path, batch: Optional[int]) -> str:
+    """'step 1,234 (78,976 images)' for a step grid; 'epoch 3', 'final' for the others."""
+    step = step_of(path)
+    if step is None:
+        return path.stem.replace("-", " ")
+    return f"step {step:,}" + (f" ({step * batch:,} images)" if batch else "")
+
+
+def _overfitting(log: list[dict], config: dict) -> str:
+    """The last measure of D's accuracy on training and held-out images, and what it means."""
+    last = next((r for r in reversed(log) if "d_acc_train" in r), None)
+    if last is None and (config.get("model") or {}).get("name") in TRANSLATION_MODELS:
+        return "<p>Not measured for image-to-image runs: see their held-out L1 and SSIM (gankit eval).</p>"
+    if last is None:
+        return "<p>Not measured yet (every train.sample_every_images images).</p>"
+    held = ("" if "d_acc_heldout" in last else " No held-out images: hold out part of the training set with "
+            "<code>--set data.holdout=0.1</code>, or give an image folder a <code>test/</code> subfolder.")
+    fake = f" It calls {last['d_acc_fake']:.0%} of fresh fakes fake." if "d_acc_fake" in last else ""
+    return f"<p>At step {last['step']:,}{html.escape(overfit_summary(last))}.{fake}{held}</p>"
+
+
 def write_report(run: Path, device: str, title: Optional[str] = None) -> Path:
     """(Re)write run/report.html from what the run folder holds now."""
     run = Path(run)
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
     log = read_log(run / "log.jsonl")
-    grids = sorted((run / "samples").glob("epoch-*.png"))
+    grids = run_grids(run)
     if (run / "samples" / "final.png").is_file():
         grids.append(run / "samples" / "final.png")
-    frames = [{"name": p.stem.replace("-", " "), "src": _data_uri(p)} for p in grids]
+    batch = (config.get("train") or {}).get("batch_size")
+    frames = [{"name": _frame_name(p, batch), "src": _data_uri(p)} for p in pick_frames(grids)]
     slider = ("<p>No sample grid yet.</p>" if not frames else
               f'<input id="slider" type="range" min="0" max="{len(frames) - 1}" value="{len(frames) - 1}" '
               f'style="width:60%"> <span id="frame-label"></span><br><img id="frame" alt="samples of this epoch">'
               f'<script id="frames" type="application/json">{json.dumps(frames)}</script><script>{SLIDER_JS}</script>')
-    curves = "".join(_img(run / f, f) for f in ("losses.png", "d_outputs.png", "grad_norms.png", "schedules.png", "metrics.png"))
+    curves = "".join(_img(run / f, f) for f in ("losses.png", "d_outputs.png", "grad_norms.png", "overfitting.png",
+                                                 "schedules.png", "metrics.png"))
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(title or run.name)} - gankit report</title><style>{STYLE}</style></head><body>
-<h1>{html.escape(title or run.name)}</h1><p>gankit run report, rewritten every epoch.</p>
-<h2>Samples every epoch (the same z, or the same test inputs for image-to-image)</h2>{slider}
+<h1>{html.escape(title or run.name)}</h1><p>gankit run report, rewritten as the run trains.</p>
+<h2>Samples through training (the same z, or the same test inputs for image-to-image)</h2>{slider}
 <h2>Curves</h2><div class="grid">{curves or '<p>No curves yet.</p>'}</div>
+<h2>Overfitting</h2>{_overfitting(log, config)}
 <h2>Diagnostics</h2>{_diagnostics(run)}
 <h2>Best checkpoint and metrics</h2>{_best(run)}
 <h2>Timings</h2>{_table(_timings(log))}

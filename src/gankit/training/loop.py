@@ -61,6 +61,11 @@ class StopFlag:
             signal.signal(sig, old)
 
 
+# train.clock: what train.minutes and snapshot_minutes count. "cpu" is this process's CPU time, so that runs
+# compared on a shared machine get the same compute whatever else runs (one thread: a minute of one core)
+CLOCKS = {"wall": time.monotonic, "cpu": time.process_time}
+
+
 class Snapshots:
     """checkpoints/minute-M.pt for each M of train.snapshot_minutes, saved at the first step boundary after
     M minutes of training (a resumed run keeps counting from its elapsed time)."""
@@ -79,7 +84,8 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
     t = recipe.cfg.train
     pos = Position.restore(recipe, ckpt)
     watch = Watch(recipe, run, pos, ckpt, quiet)
-    t0, stopped_by = time.monotonic() - pos.elapsed, None
+    clock = CLOCKS[t.clock]
+    t0, stopped_by = clock() - pos.elapsed, None
     snapshots = Snapshots(t.snapshot_minutes, pos.elapsed)
     with StopFlag() as stop:
         while stopped_by is None:
@@ -89,9 +95,10 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
             for i in range(pos.step - pos.epoch * recipe.steps_per_epoch, recipe.steps_per_epoch):
                 scheduled = recipe.apply_schedules(pos)  # learning rates, beta2, penalty weights at this step
                 stats = {**recipe.step(recipe.batch(pos.epoch, i), pos.step), **scheduled}
-                pos.step, pos.elapsed = pos.step + 1, time.monotonic() - t0
+                pos.step, pos.elapsed = pos.step + 1, clock() - t0
                 snapshots.save_due(recipe, run, pos, watch.best)
-                sync = due(pos.step, watch.log_every)  # the only place values are read from the device
+                measured = watch.after_step(pos)  # grids and D's overfitting measures, every N images shown
+                sync = measured or due(pos.step, watch.log_every)  # the only place values are read from the device
                 if sync and not watch.log(stats, pos):
                     stopped_by = DIVERGED  # a logged value is NaN or infinite
                 elif due(pos.step, t.checkpoint_every) and not save_if_finite(recipe, run, pos, watch.best):
@@ -157,8 +164,9 @@ def with_rollback(cfg: Config, run: Path, summary: dict, quiet: bool, procs: Dis
     return summary
 
 
-BUDGET_KEYS = {"epochs", "minutes", "max_steps"}
-MACHINE_KEYS = {"threads", "device", "log_every", "tensorboard", "snapshot_minutes"}  # how, not what, is trained
+BUDGET_KEYS = {"epochs", "minutes", "max_steps", "clock"}
+# how, not what, is trained
+MACHINE_KEYS = {"threads", "device", "log_every", "tensorboard", "snapshot_minutes", "tracker", "tracker_uri"}
 
 
 def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: bool = False) -> dict:

@@ -41,6 +41,7 @@ class Recipe:
     probabilities = True  # D's outputs are probabilities (plots and diagnostics read them so)
     supports_dist = True  # torchrun (DDP)
     supports_amp = True  # train.amp autocast on CUDA
+    ada = None  # adaptive augmentation (training/augment.py) of the family's D inputs, when on
     supports_compile = True  # train.compile
 
     def __init__(self, cfg: Config, dist: Dist = SINGLE):
@@ -98,6 +99,11 @@ class Recipe:
         """Numbers measured at the end of every epoch (the semi-supervised GAN's test accuracy)."""
         return {}
 
+    def measure_overfitting(self) -> dict[str, float]:
+        """D's accuracy on held-out and training images and on fresh fakes (training/overfit.py), measured on
+        the main process every train.sample_every_images images; {} when the family has no such measure."""
+        return {}
+
     def lr_factor(self, pos) -> float:
         """A family's own learning-rate factor at this position (1: none; CycleGAN decays to 0)."""
         return 1.0
@@ -151,8 +157,10 @@ class Recipe:
                 group["lr"] = lr
                 if group.get("betas") is not None:
                     group["betas"] = (group["betas"][0], value_at(o.beta2, step, images))
+        if self.ada is not None:
+            self.ada.at(step, images)
         keys = {"lr_g": o.lr_g, "lr_d": o.lr_d, "beta2": o.beta2, "r1_gamma": self.cfg.tech.r1_gamma,
-                "r2_gamma": self.cfg.tech.r2_gamma, "ema_half_life": t.ema_half_life}
+                "r2_gamma": self.cfg.tech.r2_gamma, "ema_half_life": t.ema_half_life, "ada_p": self.cfg.tech.ada_p}
         return {k: torch.tensor(value_at(v, step, images)) for k, v in keys.items() if is_scheduled(v)}
 
     def finite(self) -> bool:

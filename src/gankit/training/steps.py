@@ -34,6 +34,7 @@ class Extras:
     cond: Unlabelled = NONE  # what labels or InfoGAN codes add (config section cond)
     gp_lambda: float = 10.0  # wgan-gp: weight of the gradient penalty
     clip: float = 0.01  # wgan: D's weights are clipped to [-clip, clip]
+    rt_threshold: Optional[float] = None  # ADA: report d_real_sign = E[sign(D(x) - this)] on the real batch
 
 
 @dataclass
@@ -95,15 +96,16 @@ def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, batch: Batc
     with e.prec.autocast():
         real_out, aux_real = c.judge(D, real, y_real)  # [N] logits, auxiliary head or None
         fake_out, aux_fake = c.judge(D, fake, y_fake)
-        loss_real, loss_fake = obj.d(real_out.float(), fake_out.float())
+        loss_real, loss_fake = (c.adversarial_weight * v for v in obj.d(real_out.float(), fake_out.float()))
         extra = c.d_extra(aux_real, aux_fake, y_real, y_fake)
-        if batch.labelled is not None:  # K+1 GAN: the supervised part on the labelled batch
-            logits = c.judge(D, _seen(batch.labelled[0], e))[1]
-            extra["class_d"] = torch.nn.functional.cross_entropy(logits.float(), batch.labelled[1])
+        if batch.labelled is not None:  # K+1 GAN: the supervised part on the labelled batch (and its switches)
+            extra.update(c.labelled_terms(D, batch.real, batch.labelled, lambda x: _seen(x, e)))
     loss = loss_real + loss_fake + sum(extra.values())
     stats = dict(loss_d_real=loss_real, loss_d_fake=loss_fake, **extra)
     loss = loss + _penalties(D, real, fake, (y_real, y_fake), obj, e, stats)
     stats.update(d_real=d_output(real_out, obj), d_fake=d_output(fake_out, obj))
+    if e.rt_threshold is not None:  # ADA's overfitting heuristic, on the real batch as D saw it (augmented)
+        stats["d_real_sign"] = torch.sign(real_out.detach().float() - e.rt_threshold).mean()
     return _d_update(D, opt_d, loss, stats, e, obj)
 
 

@@ -25,6 +25,7 @@ from ..data.paired import jitter, load_translation_data
 from ..errors import GankitError
 from ..models.translation import TRANSLATORS, build_translators, translate_batch
 from ..schedules import value_at
+from .augment import ADA_KEYS, make_ada, mean_sign
 from .dist import SINGLE, Dist
 from .optimizers import make_optimizer
 from .recipe import Recipe
@@ -66,6 +67,7 @@ class TranslationRecipe(Recipe):
     """What Pix2Pix and CycleGAN share: two image sets, their batches with jitter, the strips of held-out
     examples, the held-out scores for --eval-every."""
     supports_dist = supports_amp = supports_compile = False
+    rt_threshold = 0.0  # D's outputs are split into real and fake here (ADA's r_t): logits at 0
 
     def __init__(self, cfg: Config, dist: Dist = SINGLE):
         super().__init__(cfg, dist)
@@ -92,7 +94,19 @@ class TranslationRecipe(Recipe):
         self.optims = {k: make_optimizer(params[k], cfg.optim, lr, self.device)
                        for k, lr in (("g", value_at(cfg.optim.lr_g)), ("d", value_at(cfg.optim.lr_d)))}
         self.gen = torch.Generator().manual_seed(t.seed + 5)  # jitter, pool, B order (unpaired)
+        # adaptive augmentation of every D input; a Pix2Pix pair [A | B] moves as one image
+        self.ada = make_ada(cfg.tech, self.shape, t.batch_size, self.device, self.rt_threshold, channels=A.shape[1])
         self.finish_setup()
+
+    def seen(self, x: Tensor) -> Tensor:
+        """What D sees of its input: x, augmented when adaptive augmentation is on."""
+        return x if self.ada is None else self.ada(x)
+
+    def ada_stats(self, real_outs: list[Tensor]) -> dict[str, Tensor]:
+        """After the D update: r_t from D's outputs on the real images (every D's), p adjusted when due; p, r_t."""
+        if self.ada is None:
+            return {}
+        return self.ada.observe(torch.stack([mean_sign(r, self.rt_threshold) for r in real_outs]).mean())
 
     def _pairs(self, A: Tensor, B: Tensor) -> int:
         return min(len(A), len(B))
@@ -145,10 +159,12 @@ class TranslationRecipe(Recipe):
         return HeldOutScores(self.cfg, self.device)
 
     def extra_state(self) -> dict:
-        return {"gen": self.gen.get_state()}
+        return {"gen": self.gen.get_state(), "ada": self.ada.state_dict() if self.ada else None}
 
     def load_extra_state(self, state: dict) -> None:
         self.gen.set_state(state["gen"])
+        if self.ada is not None and state.get("ada") is not None:
+            self.ada.load_state_dict(state["ada"])
 
 
 class Pix2PixRecipe(TranslationRecipe):
@@ -176,16 +192,16 @@ class Pix2PixRecipe(TranslationRecipe):
         stats = {}
         adv = fake.new_zeros(())
         if i.adversarial:
-            real_out, fake_out = D(torch.cat([a, b], 1)), D(torch.cat([a, fake.detach()], 1))
+            real_out, fake_out = D(self.seen(torch.cat([a, b], 1))), D(self.seen(torch.cat([a, fake.detach()], 1)))
             loss_d = 0.5 * (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
                             + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
             stats["grad_d"] = _update(self.optims["d"], loss_d)
             D.requires_grad_(False)
-            out = D(torch.cat([a, fake], 1))
+            out = D(self.seen(torch.cat([a, fake], 1)))
             adv = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
             D.requires_grad_(True)
             stats.update(loss_d=loss_d, d_real=torch.sigmoid(real_out).mean(), d_fake=torch.sigmoid(fake_out).mean(),
-                         loss_adv=adv)
+                         loss_adv=adv, **self.ada_stats([real_out]))
         l1 = (fake - b).abs().mean()
         loss_g = adv + i.l1_lambda * l1
         stats["grad_g"] = _update(self.optims["g"], loss_g)
@@ -199,6 +215,7 @@ class CycleGANRecipe(TranslationRecipe):
     cycle_lambda * (|F(G(a)) - a|_1 + |G(F(b)) - b|_1), identity * cycle_lambda * (|G(b) - b|_1 +
     |F(a) - a|_1), D trained on a history pool of 50 fakes, lr constant for the first half of training and
     linear to zero over the second."""
+    rt_threshold = 0.5  # least squares with targets 0 (fake) and 1 (real)
 
     def __init__(self, cfg: Config, dist: Dist = SINGLE):
         super().__init__(cfg, dist)
@@ -226,7 +243,7 @@ class CycleGANRecipe(TranslationRecipe):
         DA.requires_grad_(False)
         DB.requires_grad_(False)
         fake_b, fake_a = G(a), Fn(b)
-        out_b, out_a = DB(fake_b), DA(fake_a)
+        out_b, out_a = DB(self.seen(fake_b)), DA(self.seen(fake_a))
         adv = F.mse_loss(out_b, torch.ones_like(out_b)) + F.mse_loss(out_a, torch.ones_like(out_a))
         cycle = (Fn(fake_b) - a).abs().mean() + (G(fake_a) - b).abs().mean()
         ident = (G(b) - b).abs().mean() + (Fn(a) - a).abs().mean() if lam_id > 0 else a.new_zeros(())
@@ -236,16 +253,17 @@ class CycleGANRecipe(TranslationRecipe):
         DA.requires_grad_(True)
         DB.requires_grad_(True)
         pa, pb = self.pools["A"].query(fake_a, self.gen), self.pools["B"].query(fake_b, self.gen)  # history of fakes
-        loss_d, outs = 0.0, []
+        loss_d, outs, reals = 0.0, [], []
         for D, real, fake in ((DA, a, pa), (DB, b, pb)):
-            r, f = D(real), D(fake.detach())
+            r, f = D(self.seen(real)), D(self.seen(fake.detach()))
+            reals.append(r)
             loss_d = loss_d + 0.5 * (F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f)))
             outs.append((r.mean(), f.mean()))
         grad_d = _update(self.optims["d"], loss_d)
         stats = {"loss_g": loss_g, "loss_d": loss_d, "grad_g": grad_g, "grad_d": grad_d, "loss_adv": adv,
                  "cycle": cycle, "identity": ident,
                  "d_real": (outs[0][0] + outs[1][0]) / 2, "d_fake": (outs[0][1] + outs[1][1]) / 2,
-                 "lr_scale": torch.tensor(self.lr_factor_now * self.lr_scale)}
+                 "lr_scale": torch.tensor(self.lr_factor_now * self.lr_scale), **self.ada_stats(reals)}
         return {k: v.detach() for k, v in stats.items()}
 
     def extra_state(self) -> dict:
@@ -261,7 +279,8 @@ def _refuse_gan_settings(cfg: Config) -> None:
     """The loss, technique and label settings of GANs from z do nothing here: refuse them, never ignore them."""
     changed = [f"{name}.{f.name}" for name, section, default in
                (("loss", cfg.loss, LossConfig()), ("tech", cfg.tech, TechConfig()), ("cond", cfg.cond, CondConfig()))
-               for f in dataclasses.fields(section) if getattr(section, f.name) != getattr(default, f.name)]
+               for f in dataclasses.fields(section)
+               if f.name not in ADA_KEYS and getattr(section, f.name) != getattr(default, f.name)]
     changed += ["optim.n_critic"] if cfg.optim.n_critic != 1 else []
     if changed:
         raise GankitError(f"{', '.join(changed)}: for GANs from z only; {cfg.model.name} has its own losses (the i2i "

@@ -1,5 +1,6 @@
 """What the loop does around the steps, the same for every family: the log, progress, diagnostics,
-TensorBoard, evaluation during training, sample grids, plots, the report, checkpoints and stop reasons."""
+trackers (TensorBoard, MLflow, W&B), evaluation during training, sample grids and D's overfitting measures (on
+a schedule of images shown: observe/artifacts.py), plots, the report, checkpoints and stop reasons."""
 from __future__ import annotations
 
 import json
@@ -14,10 +15,11 @@ from .. import __version__
 from ..devices import is_gpu
 from ..errors import GankitError
 from ..metrics.history import append_history, prune_history
-from ..observe.diagnostics import Diagnostics
+from ..observe.artifacts import crossed, grid_path, grid_spacing, thin_grids
+from ..observe.diagnostics import Diagnostics, overfit_summary
 from ..observe.plots import write_run_plots
 from ..observe.progress import Progress
-from ..observe.tensorboard import TensorBoard
+from ..observe.trackers import Trackers, open_trackers
 from ..run import NoLog, StatsWriter, atomic_save, checkpoint_dir, fingerprint, save_checkpoint
 from ..schedules import value_at
 from .recipe import Recipe, rng_state
@@ -91,8 +93,10 @@ class Watch:
             prune_history(run / "metrics.json", pos.step)
         self.diagnostics = Diagnostics(cfg, recipe.probabilities, recipe.reference_samples(), run,
                                        self.progress.message)
-        self.tb = TensorBoard(run) if t.tensorboard and main else None
+        self.tracker = open_trackers(cfg, run) if main else Trackers([])
         self.t_log, self.step_log, self.t_plots = time.monotonic(), pos.step, time.monotonic()
+        self.spacing = grid_spacing(pos.step * t.batch_size, t.sample_every_images)  # of the grids kept
+        self.measured: dict[str, float] = {}  # D's overfitting measures, for the next log row
 
     @property
     def best(self) -> Optional[float]:
@@ -105,6 +109,8 @@ class Watch:
                "img_per_s": round(self.recipe.cfg.train.batch_size * (pos.step - self.step_log)
                                   / max(now - self.t_log, 1e-9), 1)}
         row.update({k: float(v) for k, v in self.recipe.dist.mean(stats).items()})
+        row.update(self.measured)  # measured on the main process alone (after_step)
+        self.measured = {}
         finite = all(math.isfinite(v) for v in row.values())
         if not finite:  # strict JSON: null, not NaN
             row = {k: v if math.isfinite(v) else None for k, v in row.items()}
@@ -114,8 +120,7 @@ class Watch:
         self.progress.update(pos.step, pos.epoch + 1, row)
         if self.main:
             self.diagnostics.on_row(row)
-        if self.tb is not None:
-            self.tb.scalars(row)
+        self.tracker.log_scalars(pos.step, row)
         self.t_log, self.step_log = now, pos.step
         return finite
 
@@ -143,31 +148,54 @@ class Watch:
             return "max_steps"
         return local
 
+    def after_step(self, pos: Position) -> bool:
+        """Every train.sample_every_images images shown: D's overfitting measures (logged in this step's row)
+        and the sample grid (older grids thinned), then (throttled) plots and the report. True when measured:
+        the same on every process, so this step's row is logged everywhere."""
+        t = self.recipe.cfg.train
+        if not crossed(pos.step, t.batch_size, t.sample_every_images):
+            return False
+        if self.main:
+            self._check_run_dir()
+            self.measured = self.recipe.measure_overfitting()
+            spacing = grid_spacing(pos.step * t.batch_size, t.sample_every_images)
+            if spacing != self.spacing:
+                thin_grids(self.run, t.batch_size, spacing)
+                self.spacing = spacing
+            if crossed(pos.step, t.batch_size, spacing):
+                self._grid(pos)
+                self.progress.message(f"step {pos.step} ({pos.step * t.batch_size:,} images, epoch {pos.epoch + 1}, "
+                                      f"{pos.elapsed:.0f} s){overfit_summary(self.measured)}")
+        return True
+
+    def _grid(self, pos: Position) -> None:
+        recipe, images = self.recipe, pos.step * self.recipe.cfg.train.batch_size
+        grid = grid_path(self.run, pos.step)
+        x = recipe.write_grid(grid, f"step {pos.step}, {images:,} images, epoch {pos.epoch + 1}")
+        self.tracker.log_image(pos.step, "samples/fixed_z", grid)
+        if x is not None:
+            self.diagnostics.on_samples(x, pos.step, pos.epoch + 1)
+        if time.monotonic() - self.t_plots >= PLOT_EVERY_S:  # plots and report cost ~1 s: not at every grid
+            write_run_plots(self.run, recipe.steps_per_epoch, recipe.probabilities, str(recipe.device))
+            self.t_plots = time.monotonic()
+
     def end_of_epoch(self, pos: Position) -> Optional[str]:
-        """Grid, the family's per-epoch numbers, evaluation and (throttled) plots. Returns a stop reason."""
+        """The family's per-epoch numbers and evaluation. Returns a stop reason."""
         recipe, t = self.recipe, self.recipe.cfg.train
         if self.main:
             self._check_run_dir()
-            grid = self.run / "samples" / f"epoch-{pos.epoch:04d}.png"
-            x = recipe.write_grid(grid, f"epoch {pos.epoch}, step {pos.step}")
-            if self.tb is not None:
-                self.tb.image("samples/fixed_z", grid, pos.step)
-            if x is not None:
-                self.diagnostics.on_samples(x, pos.step, pos.epoch)
             self._record(recipe.epoch_metrics(), pos, best=False)
             if self.evaluator is not None and pos.epoch % t.eval_every == 0:
                 self.evaluate(pos)
-            if time.monotonic() - self.t_plots >= PLOT_EVERY_S:  # plots cost ~1 s: not after every tiny epoch
-                write_run_plots(self.run, recipe.steps_per_epoch, recipe.probabilities, str(recipe.device))
-                self.t_plots = time.monotonic()
-            self.progress.message(f"epoch {pos.epoch} done: step {pos.step}, {pos.elapsed:.0f} s")
         strict = recipe.cfg.diagnose.strict and recipe.dist.any(bool(self.diagnostics.count), recipe.device)
-        return "strict" if strict else None
+        asked = recipe.dist.any(self.tracker.stop_reason is not None, recipe.device)  # e.g. the tuner's pruner
+        return "strict" if strict else (self.tracker.stop_reason or "tracker") if asked else None
 
     def _record(self, values: dict, pos: Position, best: bool, **extra) -> None:
         if values:
             append_history(self.run / "metrics.json", {"step": pos.step, "epoch": pos.epoch, "metrics": values,
                                                        "best": best, "during_training": True, **extra})
+            self.tracker.log_metrics(pos.step, values)
             shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
             self.progress.message(f"epoch {pos.epoch}: {shown}{' (best so far)' if best else ''}")
 
@@ -179,8 +207,6 @@ class Watch:
         if best:
             atomic_save(make_checkpoint(self.recipe, pos, self.evaluator.best), checkpoint_dir(self.run) / "best.pt")
         self.diagnostics.on_eval(values, best, pos.step, pos.epoch)
-        if self.tb is not None:
-            self.tb.scalars({"step": pos.step, **values}, prefix="eval")
 
     def finish(self, pos: Position, stopped_by: Optional[str]) -> dict:
         """The last checkpoint (unless diverged), the final grid, plots and report."""
@@ -188,8 +214,7 @@ class Watch:
         if stopped_by != DIVERGED and not save_if_finite(self.recipe, self.run, pos, self.best):
             stopped_by = DIVERGED
         self.writer.close()
-        if self.tb is not None:
-            self.tb.close()
+        self.tracker.finish(self.run, saved=stopped_by != DIVERGED)
         if self.main:
             self.recipe.write_grid(self.run / "samples" / "final.png", f"final, step {pos.step}")
             write_run_plots(self.run, self.recipe.steps_per_epoch, self.recipe.probabilities,

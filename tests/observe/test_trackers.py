@@ -1,0 +1,133 @@
+"""Experiment trackers (--tracker): MLflow logs to a local store in the run folder (read back with MLflow's own
+client), a missing package or a stray --tracker-uri is one line, and a tracker failing mid-run never ends it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import gankit
+from gankit.cli import main
+from gankit.observe.trackers import Tracker, attached
+
+from ..conftest import tiny_config
+
+
+def mlflow_client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def test_mlflow_logs_params_metrics_grids_and_the_model_to_a_local_store_and_resume_continues_its_run(tmp_path):
+    pytest.importorskip("mlflow")
+    cfg = tiny_config("toy", tmp_path / "run", dataset="ring", steps=32,
+                      train={"tracker": "mlflow", "eval_every": 1, "eval_num": 200, "sample_every_images": 256})
+    run = Path(gankit.train(cfg, quiet=True)["run"])
+    client = mlflow_client(f"sqlite:///{run / 'mlflow' / 'mlflow.db'}")
+    run_id = json.loads((run / "trackers.json").read_text())["mlflow"]
+    logged = client.get_run(run_id)
+    assert logged.info.status == "FINISHED" and logged.info.run_name == "run"
+    assert logged.data.params["optim.lr_g"] == "0.0002" and logged.data.params["model.g_hidden"] == "[16, 16]"
+    assert [m.step for m in client.get_metric_history(run_id, "train/loss_d")] == list(range(1, 33))
+    modes = client.get_metric_history(run_id, "eval/modes")
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [(m.step, m.value) for m in modes] == [(e["step"], e["metrics"]["modes"]) for e in history]
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.yaml", "samples", "model"} <= artifacts
+    assert len(client.list_artifacts(run_id, "samples/fixed_z")) == 2  # a grid every 256 images: 16 steps of 16
+    assert client.list_artifacts(run_id, "model")  # the exported generator (or its weights)
+
+    gankit.resume(run, {"max_steps": 48}, quiet=True)  # the same MLflow run goes on
+    assert json.loads((run / "trackers.json").read_text())["mlflow"] == run_id
+    assert [m.step for m in client.get_metric_history(run_id, "train/loss_d")] == list(range(1, 49))
+
+
+def test_mlflow_logs_to_the_tracking_uri_given(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # a new experiment on a given database keeps its artifacts in ./mlruns (MLflow's default)
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    rc = main(["train", "--dataset", "ring", "--max-steps", "3", "--set", "data.toy_size=256", "--tracker", "mlflow",
+               "--tracker-uri", uri, "--out", str(tmp_path / "run"), "--quiet"])
+    assert rc == 0 and not (tmp_path / "run" / "mlflow").exists()
+    client = mlflow_client(uri)
+    run_id = json.loads((tmp_path / "run" / "trackers.json").read_text())["mlflow"]
+    assert len(client.get_metric_history(run_id, "train/loss_g")) == 3
+
+
+def test_a_missing_tracker_package_or_a_stray_uri_is_one_line(tmp_path, capsys):
+    if importlib.util.find_spec("wandb") is None:
+        rc = main(["train", "--dataset", "ring", "--max-steps", "2", "--tracker", "wandb", "--out", str(tmp_path / "w")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and err.endswith("pip install 'gankit[wandb]'") and "\n" not in err
+        assert not (tmp_path / "w").exists()  # refused before the run folder is made
+    rc = main(["train", "--dataset", "ring", "--max-steps", "2", "--tracker", "tensorboard", "--tracker-uri", "x",
+               "--out", str(tmp_path / "t")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--tracker-uri" in err and "\n" not in err and not (tmp_path / "t").exists()
+
+
+class Broken(Tracker):
+    def __init__(self):
+        self.scalars = 0
+
+    def log_scalars(self, step, values):
+        self.scalars += 1
+        raise ConnectionError("tracking server went away")
+
+
+def test_a_tracker_that_fails_is_switched_off_with_a_warning_and_the_run_finishes(tmp_path):
+    broken = Broken()
+    with attached(broken), pytest.warns(UserWarning, match="tracking server went away"):
+        summary = gankit.train(tiny_config("toy", tmp_path / "run", dataset="ring", steps=6), quiet=True)
+    assert summary["steps"] == 6 and summary["stopped_by"] == "max_steps" and broken.scalars == 1
+
+
+class FakeWandb:
+    """The few names of the wandb package the adapter uses, recording what it is given."""
+
+    def __init__(self):
+        self.calls: list = []
+        self.util = type("util", (), {"generate_id": staticmethod(lambda: "abc123")})
+        self.Settings = lambda **kw: kw
+        self.Image = lambda path: ("image", path)
+
+    def init(self, **kw):
+        self.calls.append(("init", kw))
+        fake = self
+
+        class Run:
+            config = type("config", (), {"update": lambda self, c, allow_val_change: fake.calls.append(("config", c))})()
+
+            def log(self, values, step):
+                fake.calls.append(("log", step, values))
+
+            def log_artifact(self, art):
+                fake.calls.append(("artifact", art.files))
+
+            def finish(self):
+                fake.calls.append(("finish",))
+        return Run()
+
+    class Artifact:
+        def __init__(self, name, type):
+            self.files = []
+
+        def add_dir(self, path):
+            self.files = sorted(p.name for p in Path(path).iterdir())
+
+
+def test_wandb_runs_offline_in_the_run_folder_by_default(tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(__import__("sys").modules, "wandb", fake)
+    for var in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    run = Path(gankit.train(tiny_config("toy", tmp_path / "run", dataset="ring", steps=4, train={"tracker": "wandb"}),
+                            quiet=True)["run"])
+    init = fake.calls[0][1]
+    assert (init["mode"], init["dir"], init["id"]) == ("offline", str(run), "abc123")
+    assert [c[1] for c in fake.calls if c[0] == "log" and "train/loss_d" in c[2]] == [1, 2, 3, 4]
+    assert any(c[0] == "config" and c[1]["train"]["tracker"] == "wandb" for c in fake.calls)
+    assert [c[0] for c in fake.calls[-2:]] == ["artifact", "finish"] and fake.calls[-2][1]
