@@ -87,6 +87,8 @@ def test_gankit_eval_counts_the_modes_of_a_stacked_run_with_a_trained_judge(idx_
         evaluate.evaluate_run(run, ["modes"], num=8, record=False)
     train_judge("fashion-mnist", str(idx_dir_with_test), epochs=1, log=lambda m: None)
     assert main(["eval", run, "--metrics", "modes", "--num", "40"]) == 0
-    lines = dict(line.split()[:2] for line in capsys.readouterr().out.splitlines() if not line.startswith("#"))
+    out = capsys.readouterr().out
+    assert "# features: the judge's classes per channel;" in out and "2-D points" not in out  # says what scored them
+    lines = dict(line.split()[:2] for line in out.splitlines() if not line.startswith("#"))
     assert 1 <= int(lines["modes"]) <= 40 and lines["total_modes"] == "1000"
     assert 0 <= float(lines["reverse_kl"]) <= math.log(1000) + 1e-4

@@ -92,7 +92,8 @@ def score(real: torch.Tensor, fake: torch.Tensor, metrics: Sequence[str], real_s
         needs |= m.needs
     inputs = Inputs(real_spec, points=fake if points else None, images=None if points else fake, data_dir=data_dir,
                     device=device)
-    info, extras = {"extractor": "none (2-D points)"}, {}
+    # no feature extractor: 2-D points are scored as they are; a stacked set's modes by the judge's class per channel
+    info, extras = {"extractor": "none (2-D points)" if points else "the judge's classes per channel"}, {}
     if needs & EXTRACTED:
         ex = extractor_factory()
         if needs & Needs.REAL_FEATURES:
