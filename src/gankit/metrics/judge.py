@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import TOY_DATASETS, DataConfig
 from ..data import Data, load_dataset
-from ..data.folders import load_labelled_folder
+from ..data.folders import load_folder_splits
 from ..data.idx import find_idx_pair, read_idx
 from ..errors import GankitError
 from ..run import atomic_save, cache_root
@@ -58,9 +58,7 @@ def _splits(dataset: str, data_dir: Optional[str]) -> tuple[Data, Data]:
     if dataset in TEST_SPLITS:
         train = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))  # downloads if it must
         return train, test_split(dataset, data_dir)
-    x, y = _folder(dataset)
-    perm, n_test = _folder_split(len(x))
-    return Data(dataset, x[perm[n_test:]], y[perm[n_test:]]), Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+    return _folder_sets(dataset)
 
 
 def _idx_test(dataset: str, data_dir: Optional[str]) -> Data:
@@ -93,9 +91,7 @@ def _cifar10_test(dataset: str, data_dir: Optional[str]) -> Data:
 
 
 def _folder_test(dataset: str, data_dir: Optional[str]) -> Data:
-    x, y = _folder(dataset)
-    perm, n_test = _folder_split(len(x))
-    return Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
+    return _folder_sets(dataset)[1]
 
 
 # the named datasets with labels -> their test split; any other name is a labelled image folder
@@ -110,11 +106,16 @@ def test_split(dataset: str, data_dir: Optional[str]) -> Data:
     return TEST_SPLITS.get(dataset, _folder_test)(dataset, data_dir)
 
 
-def _folder(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y, classes = load_labelled_folder(dataset, None, None)
-    if len(classes) < 2:
+def _folder_sets(dataset: str) -> tuple[Data, Data]:
+    """(train, test) of a labelled image folder: the training images (ROOT/train/ or ROOT without test/, as
+    training reads them) and ROOT/test/ when its classes are the training ones, else a fixed 10% held out."""
+    (x, y), held = load_folder_splits(dataset, None, None)
+    if y is None:
         raise GankitError(f"'{dataset}' has no class subfolders; a judge needs ROOT/CLASS/IMAGE files")
-    return x, y
+    if held is not None and held[1] is not None:
+        return Data(dataset, x, y), Data(dataset, *held)
+    perm, n_test = _folder_split(len(x))
+    return Data(dataset, x[perm[n_test:]], y[perm[n_test:]]), Data(dataset, x[perm[:n_test]], y[perm[:n_test]])
 
 
 def _folder_split(n: int) -> tuple[torch.Tensor, int]:
@@ -190,8 +191,8 @@ def find_judge(dataset: str, data_dir: Optional[str] = None) -> Path:
         raise GankitError("a judge needs labelled images; for ring and grid use --metrics modes")
     if dataset in TEST_SPLITS:
         x = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir)).x
-    else:
-        x = load_labelled_folder(dataset, None, None)[0]
+    else:  # the images the judge was trained on, as train_judge hashed them
+        x = _folder_sets(dataset)[0].x
     key = f"{Path(dataset).name}-{content_hash(x)}-v{JUDGE_VERSION}"
     path = judge_dir() / f"{key}.pt"
     if not path.is_file():
