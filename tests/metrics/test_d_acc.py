@@ -49,6 +49,21 @@ def test_d_acc_beside_other_metrics(run, monkeypatch, tmp_path):
     assert "kid" in result["metrics"] and "d_acc_heldout" in result["metrics"]
 
 
+def test_refine_beside_d_acc_refines_the_other_metrics_and_alone_is_refused(run, monkeypatch, tmp_path, capsys):
+    """--refine with --metrics d_acc,kid scores kid on refined samples (it was dropped); with d_acc alone,
+    which reads D on plain samples, --refine is refused rather than ignored."""
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    first4 = lambda x: np.asarray(x, dtype=np.float64).reshape(len(x), -1)[:, :4]  # noqa: E731
+    fake = Extractor("test", lambda x: (first4(x), np.full((len(x), 2), 0.5)), {})
+    monkeypatch.setattr(evaluate, "choose_extractor", lambda *a, **k: fake)
+    result = gankit.evaluate(run, metrics="kid,d_acc", num=32, record=False, refine="drs",
+                             refine_settings={"drs_burn_in": 64})
+    assert result["refine"]["method"] == "drs" and result["refine"]["kept"] == 32 and "d_acc_heldout" in result["metrics"]
+    assert main(["eval", str(run), "--metrics", "d_acc", "--refine", "drs"]) == 2
+    err = capsys.readouterr().err
+    assert "--refine applies to the other metrics" in err and "Traceback" not in err
+
+
 def test_d_acc_refusals_are_one_line(run, tmp_path, idx_dir, capsys):
     bare = train_tiny("dcgan", tmp_path / "bare", data_dir=idx_dir, steps=2)  # no t10k beside the files, no holdout
     assert main(["eval", str(bare), "--metrics", "d_acc"]) == 2

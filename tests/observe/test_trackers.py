@@ -131,3 +131,20 @@ def test_wandb_runs_offline_in_the_run_folder_by_default(tmp_path, monkeypatch):
     assert [c[1] for c in fake.calls if c[0] == "log" and "train/loss_d" in c[2]] == [1, 2, 3, 4]
     assert any(c[0] == "config" and c[1]["train"]["tracker"] == "wandb" for c in fake.calls)
     assert [c[0] for c in fake.calls[-2:]] == ["artifact", "finish"] and fake.calls[-2][1]
+
+
+def test_an_unreachable_mlflow_server_is_one_line_in_seconds_not_minutes_of_retries(tmp_path):
+    """--tracker-uri http://HOST:PORT where nothing answers: MLflow's own backoff (7 retries) would hold the run
+    for minutes before training starts; gankit says so in one line at once (the limit here is generous)."""
+    import subprocess
+    import sys
+
+    from ..conftest import SUBPROCESS_ENV
+
+    pytest.importorskip("mlflow")
+    env = {k: v for k, v in SUBPROCESS_ENV.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    proc = subprocess.run([sys.executable, "-m", "gankit", "train", "--dataset", "ring", "--max-steps", "3", "--set",
+                           "data.toy_size=256", "--tracker", "mlflow", "--tracker-uri", "http://127.0.0.1:1", "--out",
+                           str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "MLflow tracking store 'http://127.0.0.1:1' failed" in proc.stderr

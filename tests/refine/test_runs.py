@@ -59,6 +59,14 @@ def test_a_higher_percentile_keeps_fewer_proposals(ring_run):
     assert rates[1] < rates[0]
 
 
+def test_drs_acceptance_does_not_depend_on_how_many_samples_are_asked_for(ring_run):
+    """The reported acceptance is the rule's rate: a handful of samples, drawn from one round of proposals of
+    which most are accepted and left over, reports about what thousands do (not kept / proposals)."""
+    few, many = (refine_samples(ring_run, n, "drs", seed=1, settings=FAST["drs"])[1] for n in (5, 3000))
+    assert many["acceptance"] > 0.05  # a rate that 5 kept of a round of 500 proposals (1%) cannot reach
+    assert many["acceptance"] / 2 < few["acceptance"] < 2 * many["acceptance"]  # M rises as more are drawn
+
+
 def test_refined_samples_stream_in_bounded_chunks(ring_run):
     refiner = refiner_for(ring_run, "drs", FAST["drs"])
     assert [len(x) for x in refiner.chunks(1203)] == [500, 500, 203]

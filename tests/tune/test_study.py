@@ -113,3 +113,29 @@ def test_ctrl_c_stops_the_trial_cleanly_and_the_same_command_continues(tmp_path,
     assert main(argv) == 0  # the same command: the queued trial runs, with the same values
     study = read_study(out)
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"] and study.trials[1].params == t0.params
+
+
+def test_a_bare_postgresql_url_as_the_help_shows_uses_the_installed_psycopg2_driver():
+    """--storage postgresql://... (the form --help and the README show) goes through psycopg2, the driver of the
+    `postgres` extra, not SQLAlchemy 2.1's default psycopg 3: an unreachable server is reported as such."""
+    import pytest
+
+    from gankit.errors import GankitError
+    from gankit.tune.study import open_storage
+
+    pytest.importorskip("psycopg2")
+    with pytest.raises(GankitError) as e:
+        open_storage("postgresql://nobody@127.0.0.1:1/db")
+    assert "DB access module" not in str(e.value) and "127.0.0.1" in str(e.value)
+
+
+def test_set_of_the_trial_budget_or_folder_is_refused_not_left_to_override_minutes(tmp_path, space, capsys):
+    """--set train.minutes=5 used to replace --minutes (each trial then trained 5 minutes); train.out was
+    replaced by the trial folder without a word. Both are one line before any trial starts."""
+    for key, option in (("train.minutes=5", "--minutes"), ("train.out=elsewhere", "--out")):
+        argv = ["tune", "--preset", "toy", "--dataset", "ring", "--space", str(space), "--trials", "1", "--minutes",
+                "0.05", "--out", str(tmp_path / "t"), *TINY_ARGS, "--set", key]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--set {key.split('=')[0]}" in err and option in err and "Traceback" not in err
+    assert not (tmp_path / "t").exists()

@@ -160,10 +160,16 @@ def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features
     metrics = parse_metrics(metrics) if metrics else default_metrics(cfg.is_toy)
     check_kind(metrics, cfg.is_toy, cfg.data.dataset)  # before anything is generated
     if any(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):  # d_acc: the run's D (d_acc.py)
+        from ..refine.api import NONE, options
         from .d_acc import evaluate_with_discriminator
 
+        asked = options(cfg, refine, refine_settings).refine != NONE and (refine is not None or refine_settings)
+        if asked and all(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):
+            raise GankitError("--metrics d_acc scores the run's D on plain samples; --refine applies to the other "
+                              "metrics: add one (e.g. --metrics d_acc,fid) or drop --refine")
         others = lambda names: evaluate_run(run_dir, names, features, num, checkpoint, seed, inception_weights,  # noqa: E731
-                                            real_stats, device, record=False)
+                                            real_stats, device, record=False, refine=refine,
+                                            refine_settings=refine_settings)
         result = evaluate_with_discriminator(run_dir, metrics, others, checkpoint, num, device)
         if record:
             record_result(run, result, cfg, device)

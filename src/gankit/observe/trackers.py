@@ -127,6 +127,22 @@ def _mlflow_store(run: Path, uri: Optional[str]) -> tuple[str, Optional[str]]:
     return f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
 
 
+# while the tracker is opened: few retries and a short timeout, so that an unreachable server is one line in
+# seconds, not minutes of MLflow's backoff (7 retries, 120 s timeout); the user's own settings are kept
+QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    added = {k: v for k, v in QUICK_HTTP.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 @TRACKERS.register("mlflow")
 class MLflowTracker(Tracker):
     """MLflow through its client: metrics buffered and sent in batches (a row per step would be slow)."""
@@ -143,12 +159,13 @@ class MLflowTracker(Tracker):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         uri, artifacts = _mlflow_store(run, uri)
         try:
-            self.client = MlflowClient(tracking_uri=uri)
-            name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "gankit")
-            exp = self.client.get_experiment_by_name(name)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(name, artifact_location=artifacts)
-            self.id = self._resumed(run) or self.client.create_run(exp_id, run_name=run.name, tags={
-                "gankit.run": str(run.resolve())}).info.run_id
+            with _quick_http():
+                self.client = MlflowClient(tracking_uri=uri)
+                name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "gankit")
+                exp = self.client.get_experiment_by_name(name)
+                exp_id = exp.experiment_id if exp else self.client.create_experiment(name, artifact_location=artifacts)
+                self.id = self._resumed(run) or self.client.create_run(exp_id, run_name=run.name, tags={
+                    "gankit.run": str(run.resolve())}).info.run_id
         except Exception as e:  # an unreachable server, a bad URI: before training starts
             raise GankitError(f"MLflow tracking store '{uri}' failed: {str(e).splitlines()[0][:200]}; check "
                               "--tracker-uri or MLFLOW_TRACKING_URI") from None

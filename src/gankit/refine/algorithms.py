@@ -58,8 +58,11 @@ def rejection_rule(burn_in: Tensor, percentile: Optional[float], eps: float = 1e
 
 
 def rejection_fill(propose: Propose, logit: Logit, rule: RejectionRule, n: int, y: Optional[Tensor],
-                   gen: torch.Generator, batch: int = 500, max_proposals: Optional[int] = None) -> tuple[Tensor, int]:
+                   gen: torch.Generator, batch: int = 500, max_proposals: Optional[int] = None,
+                   tally: Optional[dict] = None) -> tuple[Tensor, int]:
     """n samples, each kept by `rule` (slot i within class y[i]). Returns (samples [n, ...], proposals drawn).
+    tally: its "accepted" is raised by every proposal the rule accepted, those beyond the n needed included
+    (accepted / drawn estimates the rule's acceptance rate; n / drawn is lower when n is below `batch`).
     Without classes every accepted proposal fills the next slot; with classes each unfilled slot draws
     candidates of its own class and keeps the first accepted (rounds of at least `batch` candidates)."""
     out: Optional[Tensor] = None
@@ -74,6 +77,8 @@ def rejection_fill(propose: Propose, logit: Logit, rule: RejectionRule, n: int, 
         x = propose(len(slots), _pick(y, slots))
         keep = torch.rand(len(slots), generator=gen) < rule.accept_prob(logit(x, _pick(y, slots)).cpu())
         drawn += len(slots)
+        if tally is not None:
+            tally["accepted"] = tally.get("accepted", 0) + int(keep.sum())
         out = torch.empty((n, *x.shape[1:]), dtype=x.dtype, device=x.device) if out is None else out
         if y is None:  # slots are interchangeable: accepted proposals fill them in order
             got = keep.nonzero().squeeze(1)[:len(todo)]

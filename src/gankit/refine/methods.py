@@ -57,10 +57,12 @@ class DRS(Method):
         self.rule = rejection_rule(torch.cat(logits), self.opts.drs_percentile)
         self.burn_in_max = self.rule.max_logit
         self.proposals = self.kept = 0
+        self.tally = {"accepted": 0}  # every proposal the rule accepted (more than kept when n < the chunk)
 
     def draw(self, n, y):
         with torch.no_grad():
-            x, drawn = rejection_fill(self.nets.propose, self.nets.logit, self.rule, n, y, self.gen, self.chunk)
+            x, drawn = rejection_fill(self.nets.propose, self.nets.logit, self.rule, n, y, self.gen, self.chunk,
+                                      tally=self.tally)
         self.proposals += drawn
         self.kept += n
         return x
@@ -68,7 +70,7 @@ class DRS(Method):
     def report(self):
         return {"burn_in": self.opts.drs_burn_in, "percentile": self.opts.drs_percentile, "gamma": self.rule.gamma,
                 "max_logit_burn_in": self.burn_in_max, "max_logit": self.rule.max_logit, "proposals": self.proposals,
-                "acceptance": self.kept / max(self.proposals, 1)}
+                "acceptance": self.tally["accepted"] / max(self.proposals, 1)}
 
 
 @METHODS.register("mh")

@@ -66,6 +66,9 @@ def tune(preset: str, space: str | Path, trials: int, minutes: float, *, dataset
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise GankitError(f"--trials must be a whole number >= 1, got {trials!r}")
     sw.check_jobs(jobs)
+    clash = [f"train.{k}" for o in extra for k in ("minutes", "out") if k in (o.get("train") or {})]
+    if clash:  # --set goes last: it would replace --minutes (or be replaced by each trial's folder) unsaid
+        raise GankitError(f"--set {clash[0]} is chosen by gankit tune itself; use --{clash[0].split('.')[1]} instead")
     head = _head(dataset, minutes, jobs)
     cfg = build_config(preset, overrides=[*head, *extra])
     metric = _check_metric(cfg, metric)

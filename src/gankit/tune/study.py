@@ -48,6 +48,8 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT_S):
     _quiet_optuna(optuna)
     if url.startswith("postgresql"):
         require("psycopg2", "postgres")
+        if url.startswith("postgresql://"):  # SQLAlchemy >= 2.1 reads a bare postgresql:// as psycopg 3, not psycopg2
+            url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     kwargs = {"heartbeat_stale_trial_callback": retry(max_retry=MAX_RETRIES)} if retry else {
         "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRIES)}  # optuna < 4.9
