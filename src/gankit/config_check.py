@@ -268,6 +268,10 @@ def _check_ada(cfg: Any) -> None:
     if bad or not ops:
         raise GankitError(f"{f'unknown op {bad[0]!r} in tech.ada_ops' if bad else 'tech.ada_ops is empty'}; allowed: "
                           f"{','.join(ADA_OPS)} (comma-separated)")
+    twice = sorted({o for o in ops if ops.count(o) > 1})
+    if twice:
+        raise GankitError(f"tech.ada_ops names {twice[0]} twice (each op is applied once, with probability "
+                          "tech.ada_p); name it once")
     unused = ("ada_interval", "ada_speed_images", "ada_ops") if tc.ada_target is None and not tc.ada_p else \
         ("ada_speed_images",) if tc.ada_target is None else ()
     idle = [f"tech.{k}" for k in unused if getattr(tc, k) != getattr(default, k)]

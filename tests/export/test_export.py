@@ -105,6 +105,8 @@ def test_the_model_card(tmp_path):
 def test_export_refuses_what_it_cannot_do(dcgan_ema, exported, tmp_path, capsys):
     assert "not empty" in one_line_error(capsys, ["export", str(dcgan_ema), "--out", str(exported)])
     assert "--out DIR" in one_line_error(capsys, ["export", str(dcgan_ema)])
+    assert "gankit export needs the run folder" in one_line_error(capsys, ["export", str(exported), "--out",
+                                                                          str(tmp_path / "again")])
     assert "drop --checkpoint" in one_line_error(capsys, ["sample", str(exported), "--checkpoint", "step-000002",
                                                           "--out", str(tmp_path / "x.png")])
     assert "use gankit sample" in one_line_error(capsys, ["translate", str(exported), str(tmp_path), "--out",

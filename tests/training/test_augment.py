@@ -239,3 +239,9 @@ def test_a_scheduled_fixed_p_follows_its_schedule_and_a_controlled_p_refuses_one
     assert [round(r["ada_p"], 6) for r in read_log(run)] == [0.0, 0.2, 0.4, 0.6, 0.8, 0.8]
     with pytest.raises(GankitError, match="tech.ada_p is a schedule, but tech.ada_target moves p"):
         build_config("dcgan", overrides=[{"tech": {"ada_target": 0.6, "ada_p": sched}}])
+
+
+def test_an_op_named_twice_is_refused():
+    """tech.ada_ops=xflip,xflip would not flip twice as often: refused with one line."""
+    with pytest.raises(GankitError, match="tech.ada_ops names xflip twice"):
+        build_config("dcgan", overrides=[{"tech": {"ada_p": 0.5, "ada_ops": "xflip,translate,xflip"}}])

@@ -31,6 +31,7 @@ from .folder import (
     load_networks,
     networks_of,
     read_exported,
+    refuse_exported,
 )
 
 FORMATS = {"safetensors": False, "onnx": True}  # --format -> whether model.onnx is written too
@@ -151,6 +152,7 @@ def export_run(run: str | Path, out: Optional[str | Path] = None, format: str = 
     if out is None and push_to_hub is None:
         raise GankitError("give --out DIR for the exported folder, or --push-to-hub USER/REPO")
     run = Path(run)
+    refuse_exported(run, "gankit export")  # an export holds no checkpoint to export again
     cfg, ckpt, path = read_checkpoint(run, checkpoint, "cpu")
     target = _target(out) if out is not None else None
     tmp = Path(tempfile.mkdtemp(prefix=".gankit-export-", dir=target.parent if target else None))
