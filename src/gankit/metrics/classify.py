@@ -65,12 +65,9 @@ def load_classifier(run_dir: str | Path, checkpoint: Optional[str] = None, devic
     if not mode.classifies:
         raise GankitError(f"'{run_dir}' is not a classifier run (cond.mode={cfg.cond.mode}); classify needs a "
                           "semi-supervised (--preset ssgan) or AC-GAN run")
-    _, D = mode.build(cfg.model, tuple(ckpt["shape"]))
-    if cfg.tech.spectral_norm:  # the saved weights are those of a spectrally normalised D (as training made it)
-        for module in list(D.modules()):
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.utils.parametrizations.spectral_norm(module)
-    D.load_state_dict(ckpt["D"])
+    from ..training.techniques import trained_networks
+
+    _, D, _ = trained_networks(cfg, ckpt)
     return D.to(device).eval(), mode, cfg, ckpt, path
 
 

@@ -34,21 +34,14 @@ def refuse_on_sets(metrics: Optional[Sequence[str]]) -> None:
 def load_networks(run_dir: str | Path, checkpoint: Optional[str], device: str):
     """(G as trained, D, conditioning, config, checkpoint, its path) of a GAN run's checkpoint: the networks
     D was trained with (not G's EMA)."""
-    from ..conditioning import mode_of
     from ..run import read_checkpoint
-    from ..training.techniques import apply_spectral_norm, packed_shape
+    from ..training.techniques import trained_networks
 
     cfg, ckpt, path = read_checkpoint(run_dir, checkpoint, device)
     if cfg.is_translation:
         raise GankitError("d_acc is measured for GANs from z; an image-to-image run is scored on its held-out "
                           "pairs (gankit eval RUN: L1, SSIM, cycle error)")
-    cond = mode_of(cfg.cond, ckpt.get("num_classes", 0))
-    shape = tuple(ckpt["shape"])
-    G, D = cond.build(cfg.model, shape, packed_shape(shape, cfg.tech.pack))
-    if cfg.tech.spectral_norm:
-        apply_spectral_norm(D)
-    G.load_state_dict(ckpt["G"])
-    D.load_state_dict(ckpt["D"])
+    G, D, cond = trained_networks(cfg, ckpt)
     return G.to(device), D.to(device), cond, cfg, ckpt, path
 
 

@@ -10,12 +10,12 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from ..conditioning import Unlabelled, mode_of
+from ..conditioning import Unlabelled
 from ..config import Config
 from ..errors import GankitError
 from ..models import sample_z
 from ..run import read_checkpoint
-from ..training.techniques import apply_spectral_norm
+from ..training.techniques import trained_networks
 
 
 def _as_is(out: Tensor) -> Tensor:
@@ -85,12 +85,7 @@ def load_pair(run_dir: str | Path, checkpoint: Optional[str] = None, device: tor
     check_refinable(cfg, run_dir)
     if "D" not in ckpt:
         raise GankitError(f"checkpoint '{path}' holds no discriminator; --refine needs a training checkpoint")
-    cond = mode_of(cfg.cond, ckpt.get("num_classes", 0))
-    G, D = cond.build(cfg.model, tuple(ckpt["shape"]))
-    if cfg.tech.spectral_norm:  # the saved weights are those of a spectrally normalised D
-        apply_spectral_norm(D)
-    G.load_state_dict(ckpt.get("G_ema") or ckpt["G"])
-    D.load_state_dict(ckpt["D"])
+    G, D, cond = trained_networks(cfg, ckpt, ema=True)
     for p in (*G.parameters(), *D.parameters()):
         p.requires_grad_(False)
     return Pair(G.to(device).eval(), D.to(device).eval(), cfg, cond, path, int(ckpt["step"]), device)

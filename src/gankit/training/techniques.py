@@ -82,6 +82,21 @@ def apply_spectral_norm(D: nn.Module) -> nn.Module:
     return D
 
 
+def trained_networks(cfg, ckpt: dict, ema: bool = False) -> tuple[nn.Module, nn.Module, object]:
+    """(G, D, conditioning) of a GAN checkpoint, built as training built them (packing, spectral norm) and loaded
+    with its weights; G's EMA weights with `ema` when the run kept them. On the CPU, in train mode."""
+    from ..conditioning import mode_of
+
+    cond = mode_of(cfg.cond, ckpt.get("num_classes", 0))
+    shape = tuple(ckpt["shape"])
+    G, D = cond.build(cfg.model, shape, packed_shape(shape, cfg.tech.pack))
+    if cfg.tech.spectral_norm:  # the saved weights are those of a spectrally normalised D
+        apply_spectral_norm(D)
+    G.load_state_dict(ckpt.get("G_ema") or ckpt["G"] if ema else ckpt["G"])
+    D.load_state_dict(ckpt["D"])
+    return G, D, cond
+
+
 def gate_closed(tech: TechConfig, stats: dict[str, Tensor]) -> bool:
     """The generator-update gate: True (skip G) while D(x) - D(G(z)) exceeds tech.g_gate."""
     if tech.g_gate is None:
