@@ -47,21 +47,15 @@ def score_fashion(out: Path, cfg, seed: int, num: int = 5000) -> dict:
     """Judge-feature FID, KID, precision and recall of `num` samples, classes covered and class KL; with
     train.snapshot_minutes, the same for each snapshot under "at" ({minutes: scores})."""
     from ..metrics.evaluate import evaluate_run
-    from ..run import read_checkpoint
+    from ..run import checkpoint_dir
 
     def judged(checkpoint):
-        m = evaluate_run(str(out), ["fid", "kid", "pr"], features="judge", num=num, seed=seed,
-                         checkpoint=checkpoint)["metrics"]
-        return {k: m[k] for k in SCORED}
+        r = evaluate_run(str(out), ["fid", "kid", "pr"], features="judge", num=num, seed=seed, checkpoint=checkpoint)
+        return {"steps": r["step"], **{k: r["metrics"][k] for k in SCORED}}
 
-    final = judged(None)
-    snaps = {}
-    for minutes in cfg.train.snapshot_minutes:
-        try:
-            _, ckpt, _ = read_checkpoint(out, f"minute-{minutes:g}")
-        except GankitError:  # the run stopped before that budget (its epochs ran out)
-            continue
-        snaps[minutes] = {"steps": ckpt["step"], **judged(f"minute-{minutes:g}")}
+    final = {k: v for k, v in judged(None).items() if k != "steps"}  # the run's own row has its steps
+    snaps = {m: judged(f"minute-{m:g}") for m in cfg.train.snapshot_minutes
+             if (checkpoint_dir(out) / f"minute-{m:g}.pt").is_file()}  # not there: the run stopped before
     return {**final, "at": snaps} if snaps else final
 
 
