@@ -82,6 +82,24 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert rows == list(range(1, steps + 1))
 
 
+def test_ctrl_c_while_the_run_is_being_set_up_still_saves_a_checkpoint(tmp_path, monkeypatch):
+    """Regression: a Ctrl-C after log.jsonl existed but before the first step left no checkpoint (CI, loaded)."""
+    import gankit.training.loop as loop
+
+    class InterruptedWatch(loop.Watch):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(loop, "Watch", InterruptedWatch)
+    try:
+        summary = gankit.train(tiny_config("gan-mlp", tmp_path / "run", dataset="ring", steps=50), quiet=True)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C during the set-up escaped as KeyboardInterrupt: no checkpoint was saved")
+    assert summary["stopped_by"] == "interrupt" and summary["steps"] == 1
+    assert len(list_step_checkpoints(tmp_path / "run")) == 1
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     run = tmp_path / "run"
     cmd = _train_cmd(run, 10**6)

@@ -83,11 +83,11 @@ def run_loop(recipe: Recipe, run: Path, ckpt: Optional[dict] = None, quiet: bool
     """Train until a stopping rule fires. Returns a summary (steps, epochs, seconds, stopped_by)."""
     t = recipe.cfg.train
     pos = Position.restore(recipe, ckpt)
-    watch = Watch(recipe, run, pos, ckpt, quiet)
-    clock = CLOCKS[t.clock]
-    t0, stopped_by = clock() - pos.elapsed, None
-    snapshots = Snapshots(t.snapshot_minutes, pos.elapsed)
-    with StopFlag() as stop:
+    with StopFlag() as stop:  # from the first file written (log.jsonl): a Ctrl-C in Watch's set-up still saves a step
+        watch = Watch(recipe, run, pos, ckpt, quiet)
+        clock = CLOCKS[t.clock]
+        t0, stopped_by = clock() - pos.elapsed, None
+        snapshots = Snapshots(t.snapshot_minutes, pos.elapsed)
         while stopped_by is None:
             stopped_by = watch.budget_spent(pos)  # at the start of every epoch, and of a resumed run
             if stopped_by:
