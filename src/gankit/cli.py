@@ -125,6 +125,9 @@ def _bench_parser(sub) -> None:
     f.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"))
     f.add_argument("--data-dir", metavar="DIR", help="where the dataset files are")
     f.add_argument("--num", type=int, default=5000, help="generated images scored per run (default 5000)")
+    f.add_argument("--limit", type=int, metavar="N", help="a small dataset: train on the first N training images "
+                   "only, and judge against the test split, with D's held-out accuracy and whether the overfitting "
+                   "warning fired")
     f.add_argument("--list", action="store_true", help="list the configurations and exit")
     _run_options(f, "dcgan", "train.threads=1")
 
@@ -150,6 +153,9 @@ def _eval_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     p.add_argument("--inception-weights", metavar="PATH", help="FID Inception weights file (else cached download)")
     p.add_argument("--real-stats", metavar="FILE.npz", help="reuse (or create) the reference set's statistics")
+    p.add_argument("--split", default="train", choices=("train", "test"),
+                   help="a run's reference images: its training set (default) or the real images it never trained "
+                   "on (the dataset's test split, whole even after --limit; or data.holdout's share)")
     p.add_argument("--data-dir", help="where to look for dataset files first")
     p.add_argument("--device", default="auto", help="auto (default: cuda, then mps, then cpu), cpu, cuda or mps")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -320,7 +326,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
              checkpoint=args.checkpoint, seed=args.seed, per_class=args.per_class,
              inception_weights=args.inception_weights, real_stats=args.real_stats, data_dir=args.data_dir,
              device=args.device, record=not args.no_record, show=printer(args.json), refine=method,
-             refine_settings=settings)
+             refine_settings=settings, split=args.split)
     return 0
 
 

@@ -59,3 +59,29 @@ def test_bench_fashion_scores_each_budget_from_one_run_per_seed(tmp_path, idx_di
     assert (tmp_path / "runs" / "DCGAN-0" / "checkpoints" / "minute-0.05.pt").is_file()
     assert main(args[:6] + ["--minutes", "0,2"]) == 2
     assert "--minutes takes positive numbers" in capsys.readouterr().err
+
+
+def test_bench_fashion_limit_trains_on_a_small_set_and_judges_against_the_test_split(tmp_path, idx_dir, monkeypatch,
+                                                                                     capsys):
+    """--limit 16: each run trains on 16 images and is scored against the test split (here 128 images, so 32
+    samples are compared with 32 test images, not with the 16 it trained on), with D's held-out accuracy and
+    whether the overfitting warning fired; the table shows both."""
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
+    args = ["bench", "fashion", "--configs", "DCGAN,ADA", "--seeds", "1", "--minutes", "0.01", "--num", "32",
+            "--limit", "16", "--data-dir", str(idx_dir), "--jobs", "1", "--set", "model.g_width=8",
+            "--set", "model.d_width=8", "--set", "train.batch_size=8", "--set", "train.sample_every_images=8"]
+    assert main(args + ["--json", "--out", str(tmp_path / "runs")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["config"] for r in rows] == ["DCGAN", "ADA"] and all(r["limit"] == 16 for r in rows)
+    assert all(0 <= r["d_acc_heldout"] <= 1 and r["overfit_warned"] in (0.0, 1.0) for r in rows)
+    scored = json.loads((tmp_path / "runs" / "ADA-0" / "metrics.json").read_text())["latest"]["real"]
+    assert scored == {"source": "fashion-mnist", "kind": "dataset", "split": "test", "n": 32}
+    cfg = (tmp_path / "runs" / "ADA-0" / "config.yaml").read_text()
+    assert "limit: 16" in cfg and "ada_target: 0.6" in cfg
+    assert main(args + ["--out", str(tmp_path / "runs2")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "D held-out acc" in table[0] and "warned" in table[0]
+    assert main(args[:-8] + ["--limit", "1"]) == 2
+    assert "--limit is a number of training images" in capsys.readouterr().err

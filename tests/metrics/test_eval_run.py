@@ -124,3 +124,30 @@ def test_an_image_to_image_run_is_scored_on_held_out_pairs(tmp_path, capsys):
     assert "No evaluation yet" not in (run / "report.html").read_text()
     assert main(["eval", str(run), "--metrics", "fid"]) == 2
     assert "held-out images" in one_error_line(capsys)
+
+
+def test_split_test_scores_against_the_whole_test_split_of_a_run_on_a_subset(tmp_path, idx_dir, monkeypatch, capsys):
+    """A run trained on 16 images (data.limit) is judged with --split test against all 40 test images, which are
+    not its training images; a run without held-out images gets one error line naming --split train."""
+    from gankit.metrics.judge import train_judge
+
+    from ..conftest import write_idx
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+
+    test_images = np.full((40, 28, 28), 7, np.uint8)
+    write_idx(idx_dir / "t10k-images-idx3-ubyte.gz", test_images)
+    write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", np.arange(40) % 10)
+    train_judge("fashion-mnist", str(idx_dir), epochs=1, log=lambda m: None)
+    cfg = tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, steps=2, data={"limit": 16})
+    run = gankit.train(cfg, quiet=True)["run"]
+    on_train = gankit.evaluate(run, metrics="kid", features="judge", num=100, record=False)
+    on_test = gankit.evaluate(run, metrics="kid", features="judge", num=100, record=False, split="test")
+    assert on_train["real"] == {"source": "fashion-mnist", "kind": "dataset", "split": "train", "n": 16}
+    assert on_test["real"]["split"] == "test" and on_test["real"]["n"] == 40
+    assert on_test["metrics"]["kid"] != on_train["metrics"]["kid"]
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (idx_dir / name).unlink()
+    assert main(["eval", run, "--split", "test", "--metrics", "kid", "--features", "judge", "--num", "16"]) == 2
+    line = one_error_line(capsys)
+    assert "no held-out images to score against" in line and "--split train" in line

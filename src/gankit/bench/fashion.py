@@ -5,6 +5,7 @@ at each budget from the checkpoint it kept then (train.snapshot_minutes)."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ FASHION_CONFIGS: dict[str, dict] = {
     "RpGAN+R1R2": {"loss": {"name": "rpgan"}, "tech": {"r1_gamma": 0.1, "r2_gamma": 0.1},
                    "optim": {"beta1": 0.0, "beta2": 0.99}},
     "R3GAN": {"preset": "r3gan"},
+    "ADA": {"tech": {"ada_target": 0.6}},
 }
 FASHION_DATASETS = ("fashion-mnist", "mnist")
 
@@ -41,28 +43,56 @@ FASHION_TABLE = sw.Table("setting", "config", 22, (
     sw.Column("class KL", "class_kl", 13, 3),
     sw.Column("steps", "steps", 6, 0, spread=False)), sep=" | ", seeds=True)
 SCORED = ("fid", "kid", "precision", "recall", "classes_covered", "class_kl")
+# a small training set (--limit): scored against the test split, with D's held-out accuracy at the end and
+# the share of runs whose overfitting warning fired
+LIMITED_TABLE = sw.Table("setting", "config", 22, (
+    *FASHION_TABLE.columns[:5],
+    sw.Column("D held-out acc", "d_acc_heldout", 14, 3),
+    sw.Column("warned", "overfit_warned", 6, 2, spread=False),
+    FASHION_TABLE.columns[-1]), sep=" | ", seeds=True)
 
 
-def score_fashion(out: Path, cfg, seed: int, num: int = 5000) -> dict:
-    """Judge-feature FID, KID, precision and recall of `num` samples, classes covered and class KL; with
-    train.snapshot_minutes, the same for each snapshot under "at" ({minutes: scores})."""
+AT_THE_END = {"d_acc_heldout", "overfit_warned"}  # measured on the run as it ended, not at its snapshots
+
+
+def overfitting_seen(out: Path) -> dict:
+    """D's accuracy on held-out real images when last measured (log.jsonl), and 1.0 if the run's overfitting
+    warning fired (diagnostics.jsonl), else 0.0."""
+    import json
+
+    from ..run import read_log
+
+    acc = [r["d_acc_heldout"] for r in read_log(out / "log.jsonl") if "d_acc_heldout" in r]
+    diag = out / "diagnostics.jsonl"
+    kinds = [json.loads(line).get("kind") for line in diag.read_text().splitlines()] if diag.is_file() else []
+    return {"d_acc_heldout": acc[-1] if acc else math.nan, "overfit_warned": float("overfit" in kinds)}
+
+
+def score_fashion(out: Path, cfg, seed: int, num: int = 5000, split: str = "train") -> dict:
+    """Judge-feature FID, KID, precision and recall of `num` samples against the training (or test) images,
+    classes covered and class KL; with train.snapshot_minutes, the same for each snapshot under "at"
+    ({minutes: scores}); with split="test", D's held-out accuracy and whether the overfitting warning fired."""
     from ..metrics.evaluate import evaluate_run
     from ..run import checkpoint_dir
 
     def judged(checkpoint):
-        r = evaluate_run(str(out), ["fid", "kid", "pr"], features="judge", num=num, seed=seed, checkpoint=checkpoint)
+        r = evaluate_run(str(out), ["fid", "kid", "pr"], features="judge", num=num, seed=seed, checkpoint=checkpoint,
+                         split=split)
         return {"steps": r["step"], **{k: r["metrics"][k] for k in SCORED}}
 
     final = {k: v for k, v in judged(None).items() if k != "steps"}  # the run's own row has its steps
     snaps = {m: judged(f"minute-{m:g}") for m in cfg.train.snapshot_minutes
              if (checkpoint_dir(out) / f"minute-{m:g}.pt").is_file()}  # not there: the run stopped before
+    final.update(overfitting_seen(Path(out)) if split == "test" else {})
     return {**final, "at": snaps} if snaps else final
 
 
 def _describe(r: dict) -> str:
     return (f"{r['setting']} seed {r['seed']}: {r['steps']} steps, FID {r['fid']:.1f}, KID {r['kid']:.1f}, "
             f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, {r['classes_covered']} classes, "
-            f"class KL {r['class_kl']:.3f}")
+            f"class KL {r['class_kl']:.3f}" + (f", D held-out acc {r['d_acc_heldout']:.3f}, overfitting warning "
+                                                f"{'fired' if r['overfit_warned'] else 'silent'}"
+                                                if "d_acc_heldout" in r else ""))
 
 
 def parse_budgets(text) -> list[float]:
@@ -83,7 +113,8 @@ def _split_budgets(rows: list[dict], budgets: Sequence[float], log) -> list[dict
         snaps = r.pop("at", {})
         for m in budgets[:-1]:
             if m in snaps:
-                out.append({**r, **snaps[m], "minutes": m, "setting": f"{r['config']}, {m:g} min"})
+                out.append({**r, **dict.fromkeys(AT_THE_END & r.keys(), math.nan), **snaps[m], "minutes": m,
+                            "setting": f"{r['config']}, {m:g} min"})
         out.append({**r, "minutes": budgets[-1], "setting": f"{r['config']}, {budgets[-1]:g} min"})
     out.sort(key=lambda r: r["minutes"])  # stable: configurations, then seeds, within each budget
     for r in out[len(rows):] if len(budgets) > 1 else ():
@@ -93,28 +124,34 @@ def _split_budgets(rows: list[dict], budgets: Sequence[float], log) -> list[dict
 
 def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "fashion-mnist",
                   num: int = 5000, extra: Sequence[dict] = (), out: str | None = None,
-                  data_dir: str | None = None, log=print, jobs: int = 1) -> list[dict]:
+                  data_dir: str | None = None, log=print, jobs: int = 1, limit: int | None = None) -> list[dict]:
     """Each configuration for the longest of `minutes` (a number or '2,5,10') with seeds 0..seeds-1 (runs in
-    OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed."""
+    OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed. limit: train on
+    the first `limit` training images only, and judge against the test split (a small dataset)."""
     from ..metrics.judge import train_judge
 
     sw.check_names(configs, FASHION_CONFIGS)
     if dataset not in FASHION_DATASETS:
         raise GankitError(f"bench fashion runs on fashion-mnist or mnist, not '{dataset}'")
     budgets = parse_budgets(minutes)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
+        raise GankitError(f"--limit is a number of training images, 2 or more; got {limit!r}")
     train_judge(dataset, data_dir, log=log)  # cached after the first time
     common = sw.budget(budgets[-1])
     common["train"]["snapshot_minutes"] = budgets[:-1]
-    common["data"] = {"dataset": dataset, "data_dir": data_dir}
+    common["data"] = {"dataset": dataset, "data_dir": data_dir, **({"limit": limit} if limit else {})}
     table = {c: [FASHION_CONFIGS[c], common] for c in configs}
-    columns = {c: {"config": c, "setting": f"{c}, {budgets[-1]:g} min", "dataset": dataset} for c in configs}
-    rows = sw.run_sweep("dcgan", table, seeds, functools.partial(score_fashion, num=num), extra=extra, out=out,
+    columns = {c: {"config": c, "setting": f"{c}, {budgets[-1]:g} min", "dataset": dataset,
+                   **({"limit": limit} if limit else {})} for c in configs}
+    split = "test" if limit else "train"
+    rows = sw.run_sweep("dcgan", table, seeds, functools.partial(score_fashion, num=num, split=split), extra=extra, out=out,
                         columns=columns, prefix="gankit-fashion-", describe=_describe, log=log, jobs=jobs)
     return _split_budgets(rows, budgets, log)
 
 
 def format_fashion_table(results: list[dict]) -> str:
-    return sw.format_table(results, FASHION_TABLE)
+    limited = any("d_acc_heldout" in r for r in results)
+    return sw.format_table(results, LIMITED_TABLE if limited else FASHION_TABLE)
 
 
 def from_args(args, log=sw.stderr) -> list[dict]:
@@ -125,7 +162,7 @@ def from_args(args, log=sw.stderr) -> list[dict]:
         raise GankitError("--seeds must be at least 1 and --num at least 10")
     return bench_fashion(sw.split_list(args.configs, FASHION_CONFIGS), args.seeds, args.minutes, args.dataset,
                          args.num, [parse_override(x) for x in args.set], args.out, args.data_dir, log=log,
-                         jobs=sw.default_jobs() if args.jobs is None else args.jobs)
+                         jobs=sw.default_jobs() if args.jobs is None else args.jobs, limit=args.limit)
 
 
 def list_fashion_configs() -> str:

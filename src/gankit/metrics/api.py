@@ -69,7 +69,7 @@ def _run_job(run: str | Path, metrics: Optional[list[str]], per_class: bool, o: 
                     lambda r: format_per_class(r, class_names(cfg, len(r["per_class"]))), **where)
     return _Job(lambda: evaluate_run(str(run), metrics, o["features"], o["num"], o["checkpoint"], o["seed"],
                                      o["inception_weights"], o["real_stats"], o["device"], record=False,
-                                     refine=o["refine"], refine_settings=o["refine_settings"]),
+                                     refine=o["refine"], refine_settings=o["refine_settings"], split=o["split"]),
                 format_table, **where)
 
 
@@ -83,7 +83,12 @@ def _plan(run, real, fake, metrics, per_class: bool, o: dict) -> _Job:
     if run is not None and (real or fake):
         raise GankitError("give either RUN_DIR or --real and --fake, not both")
     if run is not None:
+        if o["split"] != "train" and (per_class or read_config(Path(run)).is_translation):
+            raise GankitError("--split test applies to a GAN run's overall scores; drop --per-class, or --split "
+                              "(an image-to-image run is always scored on its held-out pairs)")
         return _run_job(run, metrics, per_class, o)
+    if o["split"] != "train":
+        raise GankitError("--split chooses a run's reference images; with --real SET, SET is the reference")
     if per_class:
         raise GankitError("--per-class scores a run; give RUN_DIR")
     if _refining(o):
@@ -104,8 +109,9 @@ def evaluate(run: Optional[str | Path] = None, *, real: Optional[str] = None, fa
              checkpoint: Optional[str] = None, seed: int = 0, per_class: bool = False,
              inception_weights: Optional[str] = None, real_stats: Optional[str] = None, data_dir: Optional[str] = None,
              device: str = "auto", record: bool = True, show: Optional[Show] = None, refine: Optional[str] = None,
-             refine_settings: Optional[dict] = None) -> dict:
-    """Score a run folder's newest (or named) checkpoint, or the set `fake` against the set `real` (dataset
+             refine_settings: Optional[dict] = None, split: str = "train") -> dict:
+    """Score a run folder's newest (or named) checkpoint (against its training images, or split="test": the
+    real images it never trained on), or the set `fake` against the set `real` (dataset
     names, image folders or .npz files). metrics: names of METRICS, a list or 'fid,kid' (default: those of
     the data's kind); per_class: a class-conditional run class by class. A run's result is shown with
     show(result, table), then appended to its metrics.json and its plots and report.html redrawn (record).
@@ -115,7 +121,7 @@ def evaluate(run: Optional[str | Path] = None, *, real: Optional[str] = None, fa
 
     o = dict(features=features, num=num, checkpoint=checkpoint, seed=seed, inception_weights=inception_weights,
              real_stats=real_stats, data_dir=data_dir, device=str(resolve_device(device)), refine=refine,
-             refine_settings=refine_settings)
+             refine_settings=refine_settings, split=split)
     job = _plan(run, real, fake, parse_metrics(metrics) if metrics else None, per_class, o)
     result = job.compute()
     if show is not None:

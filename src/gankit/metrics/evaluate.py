@@ -5,6 +5,7 @@ and which reference set and split produced it: FID is only comparable when all o
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -145,20 +146,44 @@ def _generated(run: Path, G, cfg, num: int, seed: int, device: str, checkpoint: 
     return fake_set(run, num, seed, checkpoint, device, method, settings, None if cfg.is_toy else to_uint8)
 
 
+SPLITS = ("train", "test")
+
+
+def real_images(cfg, split: str) -> torch.Tensor:
+    """The reference images of a run: its training set ("train"), or the real images never trained on
+    ("test"): the data.holdout share set aside, else the dataset's own test split, whole even when the run
+    trained on a subset (data.limit), so runs on 500 or 60,000 images are judged against the same images."""
+    from ..data import load_dataset, load_splits
+
+    if split == "train":
+        return load_dataset(cfg.data, cfg.train.seed).x
+    data = cfg.data if cfg.data.holdout else dataclasses.replace(cfg.data, limit=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its "no held-out images" warning: an error here
+        held = load_splits(data, cfg.train.seed)[1]
+    if held is None:
+        raise GankitError(f"the run's dataset '{cfg.data.dataset}' has no held-out images to score against (a "
+                          "named dataset's test files, an image folder's test/ subfolder, or data.holdout); use "
+                          "--split train")
+    return held.x
+
+
 def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features: str = "auto",
                  num: Optional[int] = None, checkpoint: Optional[str] = None, seed: int = 0,
                  inception_weights: Optional[str] = None, real_stats: Optional[str] = None,
                  device: str = "cpu", record: bool = True, refine: Optional[str] = None,
-                 refine_settings: Optional[dict] = None) -> dict:
-    """Score a run's newest (or named) checkpoint against its training data; record it in metrics.json (and
-    redraw the run's plots and report). refine: drs, mh, latent or none (default: the run's sample.refine)."""
-    from ..data import load_dataset
+                 refine_settings: Optional[dict] = None, split: str = "train") -> dict:
+    """Score a run's newest (or named) checkpoint against its training data (split="test": the real images
+    held out from training, see real_images); record it in metrics.json (and redraw the run's plots and
+    report). refine: drs, mh, latent or none (default: the run's sample.refine)."""
     from ..sampling import check_num, load_generator_checkpoint, resolve_device
 
     t0, run, device = time.time(), Path(run_dir), str(resolve_device(device))
     cfg = read_config(run)
     metrics = parse_metrics(metrics) if metrics else default_metrics(cfg.is_toy)
     check_kind(metrics, cfg.is_toy, cfg.data.dataset)  # before anything is generated
+    if split not in SPLITS:
+        raise GankitError(f"--split is train or test, not '{split}'")
     if any(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):  # d_acc: the run's D (d_acc.py)
         from ..refine.api import NONE, options
         from .d_acc import evaluate_with_discriminator
@@ -169,7 +194,7 @@ def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features
                               "metrics: add one (e.g. --metrics d_acc,fid) or drop --refine")
         others = lambda names: evaluate_run(run_dir, names, features, num, checkpoint, seed, inception_weights,  # noqa: E731
                                             real_stats, device, record=False, refine=refine,
-                                            refine_settings=refine_settings)
+                                            refine_settings=refine_settings, split=split)
         result = evaluate_with_discriminator(run_dir, metrics, others, checkpoint, num, device)
         if record:
             record_result(run, result, cfg, device)
@@ -179,14 +204,14 @@ def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features
     num = check_num(default_num(metrics, cfg.is_toy, cfg.data.dataset) if num is None else num,
                     bytes_each=0 if cfg.is_toy else each)
     fake, refined = _generated(run, G, gcfg, num, seed, device, checkpoint, refine, refine_settings)
-    real = load_dataset(cfg.data, cfg.train.seed).x
+    real = real_images(cfg, split)
     if len(real) > num:
         real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:num].sort().values]
     spec = cfg.data.dataset
     factory = lambda: choose_extractor(features, spec, cfg.data.data_dir, inception_weights, device)  # noqa: E731
     values, info = score(real, fake, metrics, spec, factory, real_stats, cfg.data.data_dir, device)
     result = {"metrics": values, "features": info, "step": int(ckpt["step"]), "checkpoint": path.name,
-              "real": {"source": spec, "kind": "dataset", "split": "train", "n": len(real)},
+              "real": {"source": spec, "kind": "dataset", "split": split, "n": len(real)},
               "fake": {"source": f"{run.name}/{path.name}", "kind": "generator", "n": len(fake), "seed": seed},
               "seconds": round(time.time() - t0, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if refined is not None:  # the samples scored were refined by the run's D (gankit.refine)
