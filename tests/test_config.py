@@ -64,6 +64,12 @@ def test_bad_type_and_range():
         build_config(overrides=[{"train": {"batch_size": 0}}])
 
 
+def test_a_snapshot_past_the_budget_is_refused_not_silently_skipped():
+    with pytest.raises(GankitError, match="train.snapshot_minutes 12 is not before train.minutes 10"):
+        build_config(overrides=[{"train": {"minutes": 10, "snapshot_minutes": [2, 12]}}])
+    assert build_config(overrides=[{"train": {"minutes": 10, "snapshot_minutes": [2, 5]}}]).train.snapshot_minutes == [2, 5]
+
+
 def test_unknown_preset():
     with pytest.raises(GankitError, match="unknown preset 'dcgna'; available: .*dcgan"):
         build_config("dcgna")

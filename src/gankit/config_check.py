@@ -194,6 +194,11 @@ def _check_training(cfg: Any) -> None:
     t, d, tc = cfg.train, cfg.data, cfg.tech
     if t.epochs is None and t.minutes is None and t.max_steps is None:
         raise GankitError("no stopping rule: set train.epochs, train.minutes or train.max_steps")
+    late = [m for m in t.snapshot_minutes if t.minutes is not None and m >= t.minutes]
+    if late:
+        raise GankitError(f"train.snapshot_minutes {late[0]:g} is not before train.minutes {t.minutes:g}, so that "
+                          "snapshot would never be kept; give minutes below the budget (the run's end is its last "
+                          "checkpoint anyway)")
     if (tc.label_smoothing < 1.0 or tc.label_flip > 0) and cfg.loss.name not in BCE_LOSSES:
         raise GankitError(f"label smoothing and flipping need a BCE loss ({' or '.join(BCE_LOSSES)}), not "
                           f"'{cfg.loss.name}'; use --loss nonsat or turn them off")

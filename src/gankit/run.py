@@ -69,11 +69,31 @@ def create_run_dir(cfg: Config, run: Path) -> Path:
     return run
 
 
+def discard_unstarted(run: Path, existed: bool) -> None:
+    """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
+    behind, so the same command works once the cause is fixed: the folder made for it goes (emptied if it
+    existed, empty, before). A run with a checkpoint or a logged step is never touched."""
+    import shutil
+
+    log = run / "log.jsonl"
+    if list_step_checkpoints(run) or not run.is_dir() or (log.is_file() and log.stat().st_size > 0):
+        return
+    for p in [run] if not existed else list(run.iterdir()):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
 def read_config(run: Path) -> Config:
     """The resolved config a run was trained with (its config.yaml)."""
     if not Path(run).is_dir():
         raise GankitError(f"'{run}' is not a gankit run (no such folder); give the --out folder of a gankit train run")
     if not is_run(run):
+        if (Path(run) / "model.safetensors").is_file() and (Path(run) / "config.json").is_file():
+            raise GankitError(f"'{run}' is an exported generator (gankit export), not a run folder: it has no "
+                              f"discriminator or log; draw samples with `gankit sample {run} --out S.npz` and score "
+                              "them with `gankit eval --real DATASET --fake S.npz`, or give the run folder")
         raise GankitError(f"'{run}' is not a gankit run (no config.yaml); give the folder a run was saved in")
     return config_from_dict(load_yaml(Path(run) / "config.yaml"))
 

@@ -117,6 +117,9 @@ def test_export_refuses_what_it_cannot_do(dcgan_ema, exported, tmp_path, capsys)
     with pytest.raises(GankitError, match="no discriminator.*--refine needs the run folder"):
         export_folder.refuse_exported(exported, "--refine")
     export_folder.refuse_exported(dcgan_ema, "--refine")  # a run passes
+    # scoring needs the run too; the message says how to score the export's samples instead
+    line = one_line_error(capsys, ["eval", str(exported), "--metrics", "kid"])
+    assert "is an exported generator" in line and f"gankit sample {exported} --out S.npz" in line
 
 
 def test_translation_exports_translate_like_their_runs(tmp_path, unpaired):

@@ -71,3 +71,16 @@ def test_d_acc_refusals_are_one_line(run, tmp_path, idx_dir, capsys):
     assert "no held-out images" in err and "data.holdout=0.1" in err and "Traceback" not in err
     assert main(["eval", "--real", "fashion-mnist", "--fake", "x.npz", "--metrics", "d_acc"]) == 2
     assert "give RUN_DIR" in capsys.readouterr().err
+
+
+def test_a_critic_without_a_fixed_boundary_gets_no_r_t(tmp_path):
+    """WGAN's critic has no 'real' side of zero: d_acc splits at the midpoint of its outputs, and r_t, ADA's
+    sign heuristic around a fixed boundary, is left out rather than reported from a moving midpoint."""
+    rng = np.random.default_rng(0)
+    d = tmp_path / "idx"
+    d.mkdir()
+    write_idx(d / "train-images-idx3-ubyte.gz", (rng.random((64, 28, 28)) * 255).astype(np.uint8))
+    write_idx(d / "train-labels-idx1-ubyte.gz", np.arange(64) % 10)
+    run = train_tiny("wgan-gp", tmp_path / "run", data_dir=d, steps=2, data={"holdout": 0.25})
+    v = gankit.evaluate(run, metrics="d_acc", record=False)["metrics"]
+    assert "d_acc_heldout" in v and "r_t" not in v

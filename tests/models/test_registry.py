@@ -120,7 +120,7 @@ def test_every_generator_discriminator_pairing_trains_one_step(cfg, shape, optim
 
 @pytest.mark.parametrize("cfg, shape", NAMED_REFUSED + PAIRS_REFUSED)
 def test_what_the_registry_refuses_is_a_clear_error(cfg, shape):
-    with pytest.raises(GankitError, match="needs images but the data are 2-D points; use --model gan-mlp"):
+    with pytest.raises(GankitError, match="needs images but the data are 2-D points; use --model gan-mlp or r3gan-mlp"):
         build_models(cfg, shape)
 
 

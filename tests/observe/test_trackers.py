@@ -148,3 +148,24 @@ def test_an_unreachable_mlflow_server_is_one_line_in_seconds_not_minutes_of_retr
                            str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "MLflow tracking store 'http://127.0.0.1:1' failed" in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing trained: no half-made run blocks the same --out
+
+
+def test_a_tracker_that_fails_before_the_first_step_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    """Regression: the folder made for the run stayed (config, empty checkpoints/), so the corrected command was
+    refused with "already holds a run". A plain folder as MLflow store gets the database URI to use instead."""
+    pytest.importorskip("mlflow")
+    from gankit.cli import main
+
+    args = ["train", "--dataset", "ring", "--max-steps", "2", "--quiet", "--set", "data.toy_size=256",
+            "--out", str(tmp_path / "run")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(args[:-1] + [str(empty), "--tracker", "mlflow", "--tracker-uri", str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err
+    assert f"--tracker-uri sqlite:///{(tmp_path / 'store').resolve() / 'mlflow.db'}" in err and "Traceback" not in err
+    assert empty.is_dir() and not any(empty.iterdir())  # the user's empty folder stays, emptied again
+    assert main(args + ["--tracker", "mlflow", "--tracker-uri", str(tmp_path / "store")]) == 2
+    assert not (tmp_path / "run").exists()
+    capsys.readouterr()
+    assert main(args) == 0 and (tmp_path / "run" / "checkpoints").is_dir()

@@ -64,7 +64,8 @@ def measure_run(run_dir: str | Path, checkpoint: Optional[str] = None, num: Opti
                           "--set data.holdout=0.1, or give an image folder a test/ subfolder")
     probe = build_probe(cfg, cond, train, heldout, torch.device(device), cfg.train.batch_size, num or EVAL_IMAGES)
     values = measure(G, D, cond, probe, boundary_of(cfg.loss.name))
-    values["r_t"] = 2 * values["d_acc_train"] - 1
+    if boundary_of(cfg.loss.name) is not None:  # a loss with no fixed boundary (WGAN, RpGAN) has no r_t
+        values["r_t"] = 2 * values["d_acc_train"] - 1
     return {"metrics": values, "features": {"extractor": "none (the run's discriminator)"},
             "step": int(ckpt["step"]), "checkpoint": path.name,
             "real": {"source": cfg.data.dataset, "kind": "dataset", "split": "held-out", "n": len(probe.heldout)},

@@ -34,8 +34,9 @@ def pair_names(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[str, str]:
     g_name, d_name = MODELS.get(cfg.name)
     g_name, d_name = cfg.g or g_name, cfg.d or d_name
     if len(shape) == 1 and (g_name not in POINT_MODELS[0] or d_name not in POINT_MODELS[1]):
-        raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; "
-                          "use --model gan-mlp for ring and grid")
+        points = [n for n in MODELS.names() if MODELS.get(n)[0] in POINT_MODELS[0] and MODELS.get(n)[1] in POINT_MODELS[1]]
+        raise GankitError(f"model '{cfg.name}' needs images but the data are 2-D points; use --model "
+                          f"{' or '.join(points)} for ring and grid (or the presets toy and r3gan-toy)")
     return g_name, d_name
 
 

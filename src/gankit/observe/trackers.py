@@ -127,6 +127,18 @@ def _mlflow_store(run: Path, uri: Optional[str]) -> tuple[str, Optional[str]]:
     return f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
 
 
+def _store_failed(uri: str, e: Exception) -> str:
+    """One line for a tracking store MLflow could not open; a plain folder (which MLflow 3 no longer writes,
+    its file store being in maintenance mode) gets the database URI to use instead."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    why = first if len(first) <= 300 else first[:297] + "..."
+    if "://" not in uri or uri.startswith("file:"):
+        folder = Path(uri.removeprefix("file://")).expanduser().resolve()
+        return (f"MLflow could not use the folder '{uri}' as a tracking store ({why}); give a database, e.g. "
+                f"--tracker-uri sqlite:///{folder / 'mlflow.db'}, or a server URL http://HOST:5000")
+    return f"MLflow tracking store '{uri}' failed: {why}; check --tracker-uri or MLFLOW_TRACKING_URI"
+
+
 # while the tracker is opened: few retries and a short timeout, so that an unreachable server is one line in
 # seconds, not minutes of MLflow's backoff (7 retries, 120 s timeout); the user's own settings are kept
 QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -167,8 +179,7 @@ class MLflowTracker(Tracker):
                 self.id = self._resumed(run) or self.client.create_run(exp_id, run_name=run.name, tags={
                     "gankit.run": str(run.resolve())}).info.run_id
         except Exception as e:  # an unreachable server, a bad URI: before training starts
-            raise GankitError(f"MLflow tracking store '{uri}' failed: {str(e).splitlines()[0][:200]}; check "
-                              "--tracker-uri or MLFLOW_TRACKING_URI") from None
+            raise GankitError(_store_failed(uri, e)) from None
         _remember(run, "mlflow", self.id)
         self.buffer: list = []
         self.flushed = time.monotonic()

@@ -20,6 +20,7 @@ from ..run import (
     checkpoint_dir,
     create_run_dir,
     default_run_dir,
+    discard_unstarted,
     fingerprint,
     free_run_dir,
     list_step_checkpoints,
@@ -120,13 +121,19 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     try:
         run = free_run_dir(cfg, procs.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
         recipe = make_recipe(cfg, procs)  # data and models first: a bad dataset leaves no empty run folder behind
+        existed = run.is_dir()
         with RunLock(run) if procs.main else contextlib.nullcontext():
             if procs.main:
                 create_run_dir(cfg, run)
                 if not quiet:
                     print(f"run folder: {run}", file=sys.stderr)
             procs.barrier()
-            summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
+            try:
+                summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
+            except GankitError:  # before the first checkpoint (a tracker unreachable): leave no half-made run
+                if procs.main:
+                    discard_unstarted(run, existed)
+                raise
         del recipe  # DDP holds the process group: let it go before the group does
         return summary
     finally:
