@@ -105,6 +105,8 @@ def _bench_parser(sub) -> None:
     t.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
     t.add_argument("--datasets", default="ring,grid", help="comma list of ring, grid (default both)")
     t.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10)")
+    t.add_argument("--refine", metavar="METHODS", help="also score each run's samples refined by its D with each "
+                   "of these methods (comma list of drs, mh, latent): a row 'CONFIG + METHOD' beside the raw one")
     t.add_argument("--list", action="store_true", help="list the configurations and exit")
     _run_options(t, "toy", "train.epochs=20")
     g = bsub.add_parser("ssgan", help="semi-supervised K+1 GAN and its switches vs the same D on the labels alone")

@@ -46,3 +46,26 @@ def test_bench_toy2d_in_parallel_processes_gives_the_same_table(tmp_path, capsys
                                                                               ("ring", "R1", 0)]
     assert main(args + ["--jobs", "0"]) == 2
     assert "--jobs must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_bench_toy2d_refine_adds_a_refined_row_per_method_beside_the_raw_one(tmp_path, capsys):
+    """--refine drs,mh: each run is scored raw (the same numbers as without --refine) and on samples refined by
+    its D, as rows 'GAN + drs' and 'GAN + mh' with the G forwards each kept sample cost; packed D's are refused."""
+    args = ["bench", "toy2d", "--configs", "GAN", "--datasets", "ring", "--seeds", "2", "--json", "--jobs", "1",
+            "--set", "data.toy_size=512", "--set", "train.epochs=1", "--set", "model.g_hidden=[16]",
+            "--set", "model.d_hidden=[16]", "--set", "sample.drs_burn_in=256", "--set", "sample.mh_calibration=256"]
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    plain = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(args + ["--out", str(tmp_path / "refined"), "--refine", "drs,mh"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["config"], r["seed"]) for r in rows] == [("GAN", 0), ("GAN", 1), ("GAN + drs", 0), ("GAN + drs", 1),
+                                                        ("GAN + mh", 0), ("GAN + mh", 1)]
+    drop = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert [drop(r) for r in rows[:2]] == [drop(r) for r in plain]
+    assert all(r["g_per_sample"] >= 1 and 0 <= r["high_quality"] <= 100 for r in rows[2:])
+    assert rows[2]["high_quality"] != rows[0]["high_quality"]
+    assert format_toy_table(rows).splitlines()[3].startswith("GAN + drs")
+    assert main(["bench", "toy2d", "--configs", "GAN,PacGAN2", "--refine", "mh"]) == 2
+    assert "PacGAN2 judges packs" in capsys.readouterr().err
+    assert main(["bench", "toy2d", "--configs", "GAN", "--refine", "best"]) == 2
+    assert "unknown refinement 'best'" in capsys.readouterr().err
