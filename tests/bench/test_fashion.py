@@ -85,3 +85,15 @@ def test_bench_fashion_limit_trains_on_a_small_set_and_judges_against_the_test_s
     assert "D held-out acc" in table[0] and "warned" in table[0]
     assert main(args[:-8] + ["--limit", "1"]) == 2
     assert "--limit is a number of training images" in capsys.readouterr().err
+
+
+def test_the_overfitting_columns_read_the_runs_log_and_its_warning(tmp_path):
+    """Regression: the bench looked for a warning kind 'overfit' while the run writes 'overfitting', so every
+    run of the small-data table read 'not warned'."""
+    from gankit.bench.fashion import overfitting_seen
+    from gankit.observe.diagnostics import OVERFITTING
+
+    (tmp_path / "log.jsonl").write_text('{"step": 1}\n{"step": 2, "d_acc_heldout": 0.25}\n{"step": 3}\n')
+    assert overfitting_seen(tmp_path) == {"d_acc_heldout": 0.25, "overfit_warned": 0.0}
+    (tmp_path / "diagnostics.jsonl").write_text(json.dumps({"step": 2, "kind": OVERFITTING, "message": "m"}) + "\n")
+    assert OVERFITTING == "overfitting" and overfitting_seen(tmp_path)["overfit_warned"] == 1.0

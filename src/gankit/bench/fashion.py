@@ -62,12 +62,13 @@ def overfitting_seen(out: Path) -> dict:
     warning fired (diagnostics.jsonl), else 0.0."""
     import json
 
+    from ..observe.diagnostics import OVERFITTING
     from ..run import read_log
 
     acc = [r["d_acc_heldout"] for r in read_log(out / "log.jsonl") if "d_acc_heldout" in r]
     diag = out / "diagnostics.jsonl"
     kinds = [json.loads(line).get("kind") for line in diag.read_text().splitlines()] if diag.is_file() else []
-    return {"d_acc_heldout": acc[-1] if acc else math.nan, "overfit_warned": float("overfit" in kinds)}
+    return {"d_acc_heldout": acc[-1] if acc else math.nan, "overfit_warned": float(OVERFITTING in kinds)}
 
 
 def score_fashion(out: Path, cfg, seed: int, num: int = 5000, split: str = "train") -> dict:

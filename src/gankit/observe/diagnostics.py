@@ -26,6 +26,8 @@ from ..config import Config
 from ..metrics.toy import toy_modes
 from ..schedules import value_at
 
+OVERFITTING = "overfitting"  # the kind of the memorisation warning in diagnostics.jsonl
+
 
 def overfit_summary(values: dict) -> str:
     """': D calls 97% of training images real, 41% of held-out ones' from D's overfitting measures."""
@@ -119,11 +121,11 @@ class Diagnostics:
             target = getattr(self.cfg.tech, "ada_target", None)
             fix = (f"lower tech.ada_target (now {target:g}) or add data" if target is not None else
                    "try --set tech.ada_target=0.6 or more data")
-            self._warn("overfitting", step, epoch,
+            self._warn(OVERFITTING, step, epoch,
                        f"D calls {train:.0%} of training images real but {held:.0%} of held-out ones at step {step}: "
                        f"the discriminator is overfitting; {fix}")
         elif train - held < self.d.overfit_gap / 2:
-            self._clear("overfitting")
+            self._clear(OVERFITTING)
 
     def _floor_check(self, kind: str, window: deque, floor: float, step: int, epoch: int,
                      message: Callable[[float], str]) -> None:
