@@ -124,6 +124,26 @@ def fingerprint(cfg: Config | dict) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def run_fingerprints(run: Path, cfg: Optional[Config] = None) -> frozenset[str]:
+    """The fingerprints a checkpoint of this run may carry: that of its config as this version of gankit reads
+    it (defaults filled in), and that of its config.yaml as written, so a run saved by an older gankit, whose
+    config.yaml lacks the keys added since, stays loadable and resumable."""
+    written = load_yaml(Path(run) / "config.yaml")
+    return frozenset({fingerprint(cfg if cfg is not None else read_config(Path(run))), fingerprint(written)})
+
+
+def belongs(ckpt: dict, accepted: frozenset[str]) -> bool:
+    """Was this checkpoint made by the run whose fingerprints are `accepted` (run_fingerprints)? Its stored
+    fingerprint says so, or, for a checkpoint of an older gankit whose fingerprint left out or took in other
+    keys, the config it carries, read by this version, has the run's fingerprint."""
+    if ckpt.get("fingerprint") in (None, *accepted):
+        return True
+    try:
+        return isinstance(ckpt.get("config"), dict) and fingerprint(config_from_dict(ckpt["config"])) in accepted
+    except GankitError:  # a key this version does not know: not provably the same run
+        return False
+
+
 # ---------------------------------------------------------------- the lock
 def _alive(pid: int) -> bool:
     try:
@@ -347,10 +367,10 @@ def resolve_checkpoint(run: Path, name: Optional[str] = None) -> Path:
     raise GankitError(f"checkpoint '{name}' not found in '{run}'; available: {avail}")
 
 
-def load_latest(run: Path, map_location: str | torch.device = "cpu", expected: Optional[str] = None
+def load_latest(run: Path, map_location: str | torch.device = "cpu", expected: Optional[frozenset[str]] = None
                 ) -> tuple[Optional[dict], Optional[Path]]:
-    """Newest loadable step checkpoint (of the run whose fingerprint is `expected`, when given); damaged or
-    foreign ones are reported and skipped (never deleted)."""
+    """Newest loadable step checkpoint (of the run whose fingerprint is one of `expected`, when given, see
+    run_fingerprints); damaged or foreign ones are reported and skipped (never deleted)."""
     for path in list_step_checkpoints(run):
         try:
             ckpt = load_file(path, map_location)
@@ -358,7 +378,7 @@ def load_latest(run: Path, map_location: str | torch.device = "cpu", expected: O
             warnings.warn(f"checkpoint '{path.name}' is damaged ({e}); falling back to the previous one",
                           stacklevel=2)
             continue
-        if expected is None or ckpt.get("fingerprint") in (None, expected):
+        if expected is None or belongs(ckpt, expected):
             return ckpt, path
         warnings.warn(f"checkpoint '{path.name}' was not made with this run's config.yaml (another run's file, "
                       "or config.yaml was edited); falling back to the previous one", stacklevel=2)
@@ -376,7 +396,7 @@ def read_checkpoint(run_dir: str | Path, checkpoint: Optional[str] = None,
         ckpt = load_file(path, map_location=device)
     except ValueError as e:
         raise GankitError(f"checkpoint '{path}' is damaged ({e}); pick another with --checkpoint") from None
-    if is_run(run) and ckpt.get("fingerprint") not in (None, fingerprint(read_config(run))):
+    if is_run(run) and not belongs(ckpt, run_fingerprints(run)):
         raise GankitError(f"checkpoint '{path}' does not belong to the run in '{run}' (its config differs from "
                           "config.yaml: another run's file, or an edited config.yaml); pick a checkpoint of this run "
                           "with --checkpoint, or restore config.yaml")

@@ -142,6 +142,32 @@ def test_an_edited_config_yaml_is_detected(tmp_path, capsys):
     assert "does not belong to the run" in one_error_line(capsys)
 
 
+def test_a_run_saved_by_an_older_gankit_stays_loadable_and_resumable(tmp_path, capsys):
+    """Regression: a run trained before a config key existed (its config.yaml and checkpoints lack tech.r2_gamma)
+    and whose checkpoints carry the fingerprint of an older definition was refused by sample, eval and resume
+    ("does not belong to the run") after an upgrade. The config each checkpoint carries proves it is the run's."""
+    import yaml
+
+    from gankit.run import atomic_save
+
+    run = tmp_path / "run"
+    gankit.train(_toy(run), quiet=True)
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    del written["tech"]["r2_gamma"]
+    (run / "config.yaml").write_text(yaml.safe_dump(written))
+    for path in list_step_checkpoints(run):
+        ckpt = load_file(path)
+        del ckpt["config"]["tech"]["r2_gamma"]
+        ckpt["fingerprint"] = "0123456789abcdef"  # what an older definition of the fingerprint gave
+        atomic_save(ckpt, path)
+    assert main(["eval", str(run), "--metrics", "modes", "--num", "100", "--no-record"]) == 0
+    assert gankit.resume(run, {"max_steps": 6}, quiet=True)["steps"] == 6
+    capsys.readouterr()
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("latent_dim: 8", "latent_dim: 9"))
+    assert main(["eval", str(run), "--metrics", "modes", "--num", "100"]) == 2  # an edit is still caught
+    assert "does not belong to the run" in one_error_line(capsys)
+
+
 # ------------------------------------------------------------------ 15: Ctrl-C during a checkpoint write
 def test_ctrl_c_during_a_checkpoint_write_comes_after_the_write(tmp_path, monkeypatch):
     import signal

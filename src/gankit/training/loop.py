@@ -21,11 +21,11 @@ from ..run import (
     create_run_dir,
     default_run_dir,
     discard_unstarted,
-    fingerprint,
     free_run_dir,
     list_step_checkpoints,
     load_latest,
     read_config,
+    run_fingerprints,
 )
 from .dist import SINGLE, Dist, from_env, shutdown
 from .recipe import Recipe
@@ -185,7 +185,8 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
     procs = from_env(cfg.train.device)
     try:
         with RunLock(run) if procs.main else contextlib.nullcontext():
-            ckpt, _ = load_latest(run, map_location="cpu", expected=fingerprint(cfg))
+            accepted = run_fingerprints(run, cfg)  # before config.yaml may be rewritten with a new budget
+            ckpt, _ = load_latest(run, map_location="cpu", expected=accepted)
             if ckpt is None and list_step_checkpoints(run):
                 raise GankitError(f"no checkpoint in '{run}' matches its config.yaml (edited, or files from another "
                                   "run); restore config.yaml or start a new run with --out")
@@ -196,7 +197,7 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
             procs.barrier()  # every process has read config.yaml before rank 0 rewrites it
             if changes and procs.main:
                 save_config(cfg, run / "config.yaml")
-            ckpt, _ = load_latest(run, map_location=recipe.device, expected=fingerprint(cfg))
+            ckpt, _ = load_latest(run, map_location=recipe.device, expected=accepted)
             summary = with_rollback(cfg, run, run_loop(recipe, run, ckpt, quiet=quiet), quiet, procs)
         del recipe  # DDP holds the process group: let it go before the group does
         return summary
