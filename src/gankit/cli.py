@@ -102,7 +102,8 @@ def _bench_parser(sub) -> None:
                    help="time the presets with this override too, e.g. --set model.minibatch_discrimination=50")
     s.add_argument("--json", action="store_true", help="print one JSON object per preset and option")
     t = bsub.add_parser("toy2d", help="techniques on ring and grid: modes, %% high quality, reverse KL")
-    t.add_argument("--configs", default=None, help="comma list of configurations (default: all; see --list)")
+    t.add_argument("--configs", default=None, help="comma list of configurations (default: all; with --refine, all "
+                   "but those whose D judges packs; see --list)")
     t.add_argument("--datasets", default="ring,grid", help="comma list of ring, grid (default both)")
     t.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10)")
     t.add_argument("--refine", metavar="METHODS", help="also score each run's samples refined by its D with each "

@@ -69,22 +69,6 @@ def create_run_dir(cfg: Config, run: Path) -> Path:
     return run
 
 
-def discard_unstarted(run: Path, existed: bool) -> None:
-    """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
-    behind, so the same command works once the cause is fixed: the folder made for it goes (emptied if it
-    existed, empty, before). A run with a checkpoint or a logged step is never touched."""
-    import shutil
-
-    log = run / "log.jsonl"
-    if list_step_checkpoints(run) or not run.is_dir() or (log.is_file() and log.stat().st_size > 0):
-        return
-    for p in [run] if not existed else list(run.iterdir()):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-
-
 def read_config(run: Path) -> Config:
     """The resolved config a run was trained with (its config.yaml)."""
     if not Path(run).is_dir():

@@ -97,3 +97,22 @@ def test_the_overfitting_columns_read_the_runs_log_and_its_warning(tmp_path):
     assert overfitting_seen(tmp_path) == {"d_acc_heldout": 0.25, "overfit_warned": 0.0}
     (tmp_path / "diagnostics.jsonl").write_text(json.dumps({"step": 2, "kind": OVERFITTING, "message": "m"}) + "\n")
     assert OVERFITTING == "overfitting" and overfitting_seen(tmp_path)["overfit_warned"] == 1.0
+
+
+def test_bench_fashion_refuses_data_overrides_that_would_undo_its_options(capsys):
+    """--set data.limit beside --limit printed "limit": 16 while the runs trained on 64 images; --set data.holdout
+    made them judged on a holdout share instead of the test split: both are refused before anything trains."""
+    for key in ("data.limit=64", "data.holdout=0.2", "data.dataset=mnist"):
+        assert main(["bench", "fashion", "--limit", "16", "--set", key]) == 2
+        assert f"--set {key.split('=')[0]} would override" in capsys.readouterr().err
+
+
+def test_bench_json_writes_null_for_a_value_never_measured():
+    """JSON has no NaN (JSON.parse rejects it): D's held-out accuracy of a run too short to measure it is null."""
+    import math
+
+    from gankit.bench.sweep import format_rows
+
+    line = format_rows([{"config": "ADA", "d_acc_heldout": math.nan, "at": [math.nan, 1.0]}], True, str)
+    assert json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))) == {
+        "config": "ADA", "d_acc_heldout": None, "at": [None, 1.0]}

@@ -69,3 +69,19 @@ def test_bench_toy2d_refine_adds_a_refined_row_per_method_beside_the_raw_one(tmp
     assert "PacGAN2 judges packs" in capsys.readouterr().err
     assert main(["bench", "toy2d", "--configs", "GAN", "--refine", "best"]) == 2
     assert "unknown refinement 'best'" in capsys.readouterr().err
+
+
+def test_bench_toy2d_refine_checks_everything_before_training(capsys, monkeypatch):
+    """--set tech.pack=2 with --refine failed only after the first run had trained; --refine without --configs
+    refused the default list (which has PacGAN); 'drs, mh' with a space was an unknown ' mh'."""
+    import argparse
+
+    from gankit.bench import toy2d
+
+    assert main(["bench", "toy2d", "--configs", "GAN", "--refine", "mh", "--set", "tech.pack=2"]) == 2
+    assert "--set tech.pack makes every D judge packs" in capsys.readouterr().err
+    assert toy2d.check_refine("drs, mh", ["GAN"]) == ["drs", "mh"]
+    seen = {}
+    monkeypatch.setattr(toy2d, "bench_toy2d", lambda configs, *a, **k: seen.update(configs=configs) or [])
+    toy2d.from_args(argparse.Namespace(configs=None, datasets="ring", seeds=1, set=[], out=None, jobs=1, refine="drs"))
+    assert "GAN" in seen["configs"] and not any(c.startswith("PacGAN") for c in seen["configs"])

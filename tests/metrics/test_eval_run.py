@@ -12,6 +12,7 @@ import gankit
 from gankit.cli import main
 from gankit.errors import GankitError
 from gankit.metrics import history
+from gankit.metrics.features import Extractor
 
 from ..conftest import tiny_config
 from ..faults.helpers import one_error_line
@@ -146,8 +147,39 @@ def test_split_test_scores_against_the_whole_test_split_of_a_run_on_a_subset(tmp
     assert on_train["real"] == {"source": "fashion-mnist", "kind": "dataset", "split": "train", "n": 16}
     assert on_test["real"]["split"] == "test" and on_test["real"]["n"] == 40
     assert on_test["metrics"]["kid"] != on_train["metrics"]["kid"]
+    # statistics kept with --real-stats are of one reference set: the other split is refused, not reused
+    stats = str(tmp_path / "stats.npz")
+    gankit.evaluate(run, metrics="kid", features="judge", num=100, record=False, real_stats=stats)
+    assert main(["eval", run, "--split", "test", "--metrics", "kid", "--features", "judge", "--real-stats", stats]) == 2
+    assert "holds statistics of another reference set" in one_error_line(capsys)
+    # the test files moved: the error says what is missing, and --data-dir finds them
+    moved = tmp_path / "moved"
+    moved.mkdir()
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (idx_dir / name).unlink()
+        (idx_dir / name).rename(moved / name)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (moved / name).write_bytes((idx_dir / name).read_bytes())
     assert main(["eval", run, "--split", "test", "--metrics", "kid", "--features", "judge", "--num", "16"]) == 2
     line = one_error_line(capsys)
-    assert "no held-out images to score against" in line and "--split train" in line
+    assert "no held-out images to score against (the fashion-mnist test split (t10k-*-ubyte files) not found" in line
+    assert "--data-dir" in line and "--split train" in line
+    assert main(["eval", run, "--split", "test", "--metrics", "kid", "--features", "judge", "--num", "100",
+                 "--data-dir", str(moved), "--json", "--no-record"]) == 0
+    assert json.loads(capsys.readouterr().out)["real"]["n"] == 40
+    assert main(["eval", "--split", "test"]) == 2
+    assert "nothing to score" in one_error_line(capsys)
+
+
+def test_a_reference_set_too_small_for_the_metrics_is_one_line(tmp_path, idx_dir, capsys):
+    """A run holding out 3 images (data.holdout on 24) scored with --split test: precision/recall's k-nearest
+    neighbours and FID's covariance need more; one line instead of a traceback from deep in the metric."""
+    run = gankit.train(tiny_config("dcgan", tmp_path / "run", data_dir=idx_dir, steps=2,
+                                   data={"limit": 24, "holdout": 0.125}), quiet=True)["run"]
+    from gankit.metrics import evaluate
+
+    fake = Extractor("test", lambda x: (np.random.default_rng(0).normal(size=(len(x), 4)), np.full((len(x), 2), 0.5)), {})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evaluate, "choose_extractor", lambda *a, **k: fake)
+        assert main(["eval", run, "--split", "test", "--metrics", "fid,pr", "--num", "50"]) == 2
+    line = one_error_line(capsys)
+    assert "3 reference images and 50 samples" in line and "at least 10" in line

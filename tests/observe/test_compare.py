@@ -20,3 +20,11 @@ def test_compare_lists_differences_and_writes_a_page(tmp_path, capsys):
     page = (tmp_path / "cmp.html").read_text()
     assert "data:image/png;base64," in page and "optim.lr_g" in page
     assert main(["compare", runs[0]]) == 2
+
+
+def test_scores_against_the_test_split_are_labelled_so_they_are_not_read_as_training_scores():
+    from gankit.observe.compare import summarize
+
+    on_test = summarize({"log": [], "history": [{"metrics": {"kid": 25.0}, "real": {"split": "test"}}]})
+    on_train = summarize({"log": [], "history": [{"metrics": {"kid": 28.0}, "real": {"split": "train"}}]})
+    assert on_test["last kid (test)"] == 25.0 and "last kid" not in on_test and on_train["last kid"] == 28.0

@@ -169,3 +169,37 @@ def test_a_tracker_that_fails_before_the_first_step_leaves_no_run_folder(tmp_pat
     assert not (tmp_path / "run").exists()
     capsys.readouterr()
     assert main(args) == 0 and (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_discarding_a_failed_start_never_touches_a_run_that_has_trained(tmp_path):
+    """A failure after steps that left only best.pt or metrics.json (no step checkpoint, nothing logged yet) keeps
+    the folder; a failed `--resume` with a bad tracker leaves config.yaml as it was."""
+    from gankit.training.loop import discard_unstarted
+
+    for name in ("checkpoints/best.pt", "metrics.json", "checkpoints/minute-2.pt"):
+        run = tmp_path / name.replace("/", "-")
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "log.jsonl").write_text("")
+        (run / name).write_text("x")
+        discard_unstarted(run, existed=False)
+        assert (run / name).is_file()
+    fresh = tmp_path / "fresh"
+    (fresh / "checkpoints").mkdir(parents=True)
+    (fresh / "config.yaml").write_text("x")
+    discard_unstarted(fresh, existed=False)
+    assert not fresh.exists()
+
+
+def test_a_resume_whose_tracker_fails_keeps_the_runs_config(tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    from gankit.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "ring", "--max-steps", "2", "--quiet", "--set", "data.toy_size=256",
+                 "--out", str(run)]) == 0
+    before = (run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--tracker", "mlflow", "--tracker-uri",
+                 str(tmp_path / "store")]) == 2
+    assert (run / "config.yaml").read_text() == before
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--quiet"]) == 0

@@ -68,7 +68,9 @@ def overfitting_seen(out: Path) -> dict:
     acc = [r["d_acc_heldout"] for r in read_log(out / "log.jsonl") if "d_acc_heldout" in r]
     diag = out / "diagnostics.jsonl"
     kinds = [json.loads(line).get("kind") for line in diag.read_text().splitlines()] if diag.is_file() else []
-    return {"d_acc_heldout": acc[-1] if acc else math.nan, "overfit_warned": float(OVERFITTING in kinds)}
+    if not acc:  # D was never measured (a run shorter than train.sample_every_images): neither is known
+        return {"d_acc_heldout": math.nan, "overfit_warned": math.nan}
+    return {"d_acc_heldout": acc[-1], "overfit_warned": float(OVERFITTING in kinds)}
 
 
 def score_fashion(out: Path, cfg, seed: int, num: int = 5000, split: str = "train") -> dict:
@@ -139,6 +141,10 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "f
     budgets = parse_budgets(minutes)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
         raise GankitError(f"--limit is a number of training images, 2 or more; got {limit!r}")
+    clash = [f"data.{k}" for o in extra for k in ("limit", "holdout", "dataset") if k in o.get("data", {})]
+    if clash:
+        raise GankitError(f"--set {clash[0]} would override what the bench sets (--limit, --dataset, and the test "
+                          "split it judges against); use the bench's own options")
     train_judge(dataset, data_dir, log=log)  # cached after the first time
     common = sw.budget(budgets[-1])
     common["train"]["snapshot_minutes"] = budgets[:-1]

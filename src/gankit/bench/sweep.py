@@ -238,5 +238,17 @@ def format_table(rows: Sequence[dict], table: Table) -> str:
 
 
 def format_rows(rows: Sequence[dict], as_json: bool, table: Callable[[Sequence[dict]], str]) -> str:
-    """One JSON object per line (the raw rows) with --json, else the table a person reads."""
-    return "\n".join(json.dumps(r) for r in rows) if as_json else table(rows)
+    """One JSON object per line (the raw rows; a value not measured, NaN, is null) with --json, else the
+    table a person reads."""
+    return "\n".join(json.dumps(_nan_to_null(r)) for r in rows) if as_json else table(rows)
+
+
+def _nan_to_null(value):
+    """JSON has no NaN: strict parsers (JSON.parse, json.loads(parse_constant=...)) reject it."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_null(v) for v in value]
+    return value

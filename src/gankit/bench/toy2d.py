@@ -64,18 +64,25 @@ def _split_refined(rows: list[dict]) -> list[dict]:
     return [r for group in out.values() for r in group]
 
 
-def check_refine(text: str | None, configs: Sequence[str]) -> list[str]:
+def _packed(config: str) -> bool:
+    return TOY_CONFIGS.get(config, {}).get("tech", {}).get("pack", 1) > 1
+
+
+def check_refine(text: str | None, configs: Sequence[str], extra: Sequence[dict] = ()) -> list[str]:
     """--refine drs,mh: the methods, each known, for configurations whose D scores one sample at a time."""
     from ..refine.methods import METHODS
 
-    methods = sw.split_list(text) if text else []
+    methods = [m.strip() for m in sw.split_list(text) if m.strip()] if text else []
     for m in methods:
         if m not in METHODS:
             raise GankitError(f"unknown refinement '{m}' in --refine; choose from {', '.join(METHODS.names())}")
-    packed = [c for c in configs if TOY_CONFIGS.get(c, {}).get("tech", {}).get("pack", 1) > 1]
+    packed = [c for c in configs if _packed(c)]
     if methods and packed:
         raise GankitError(f"--refine needs a D that scores one sample at a time; {packed[0]} judges packs "
                           "(tech.pack): leave it out of --configs, or drop --refine")
+    if methods and any(o.get("tech", {}).get("pack", 1) > 1 for o in extra):
+        raise GankitError("--refine needs a D that scores one sample at a time; --set tech.pack makes every D judge "
+                          "packs: drop one of them")
     return methods
 
 
@@ -106,12 +113,13 @@ def from_args(args, log=sw.stderr) -> list[dict]:
     """`gankit bench toy2d`: check the options, run, return the rows."""
     from ..config import parse_override
 
-    configs = sw.split_list(args.configs, TOY_CONFIGS)
+    configs = sw.split_list(args.configs, [c for c in TOY_CONFIGS if not (args.refine and _packed(c))])
     datasets = sw.split_list(args.datasets)
     if any(d not in TOY_DATASETS for d in datasets):
         raise GankitError(f"--datasets takes ring and/or grid, got '{args.datasets}'")
-    refine = check_refine(args.refine, configs)
-    return bench_toy2d(configs, datasets, args.seeds, [parse_override(x) for x in args.set], args.out, log=log,
+    extra = [parse_override(x) for x in args.set]
+    refine = check_refine(args.refine, configs, extra)
+    return bench_toy2d(configs, datasets, args.seeds, extra, args.out, log=log,
                        jobs=sw.default_jobs() if args.jobs is None else args.jobs, refine=refine)
 
 

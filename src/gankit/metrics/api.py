@@ -69,7 +69,8 @@ def _run_job(run: str | Path, metrics: Optional[list[str]], per_class: bool, o: 
                     lambda r: format_per_class(r, class_names(cfg, len(r["per_class"]))), **where)
     return _Job(lambda: evaluate_run(str(run), metrics, o["features"], o["num"], o["checkpoint"], o["seed"],
                                      o["inception_weights"], o["real_stats"], o["device"], record=False,
-                                     refine=o["refine"], refine_settings=o["refine_settings"], split=o["split"]),
+                                     refine=o["refine"], refine_settings=o["refine_settings"], split=o["split"],
+                                     data_dir=o["data_dir"]),
                 format_table, **where)
 
 
@@ -87,7 +88,7 @@ def _plan(run, real, fake, metrics, per_class: bool, o: dict) -> _Job:
             raise GankitError("--split test applies to a GAN run's overall scores; drop --per-class, or --split "
                               "(an image-to-image run is always scored on its held-out pairs)")
         return _run_job(run, metrics, per_class, o)
-    if o["split"] != "train":
+    if o["split"] != "train" and (real or fake):
         raise GankitError("--split chooses a run's reference images; with --real SET, SET is the reference")
     if per_class:
         raise GankitError("--per-class scores a run; give RUN_DIR")

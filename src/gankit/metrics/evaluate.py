@@ -38,6 +38,7 @@ ALL_METRICS = tuple(m.name for m in all_metrics())
 __all__ = ["ALL_METRICS", "JUDGE_DATASETS", "IMAGE_LAYOUT", "MAX_SET_BYTES", "RunEvaluator", "choose_extractor",
            "evaluate_run", "evaluate_sets", "format_table", "load_set", "parse_metrics", "real_features", "score"]
 FEATURE_BYTES = 4 * (2048 + 1008)  # float32 Inception features and class probabilities of one image
+MIN_FEATURE_SET = 10  # below this, a covariance or a k-nearest-neighbour radius is meaningless (or fails)
 
 
 def _cache_path(x: torch.Tensor, extractor: Extractor) -> Path:
@@ -47,19 +48,28 @@ def _cache_path(x: torch.Tensor, extractor: Extractor) -> Path:
 
 
 def real_features(x: torch.Tensor, extractor: Extractor, stats_file: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Features of the reference set, cached by content hash (or kept in --real-stats FILE)."""
+    """Features of the reference set, cached by content hash (or kept in --real-stats FILE, which is refused
+    for another reference set: another split, --num or dataset)."""
+    from .judge import content_hash
+
     path = Path(stats_file) if stats_file else _cache_path(x, extractor)
+    content = content_hash(x)
     if path.is_file():
         with np.load(path) as z:
             if stats_file and z["extractor"].item() != extractor.cache_id:
                 raise GankitError(f"'{path}' holds statistics of '{z['extractor'].item()}', not of "
                                   f"'{extractor.cache_id}'; use another --real-stats file")
+            if stats_file and "content" in z.files and z["content"].item() != content:
+                raise GankitError(f"'{path}' holds statistics of another reference set ({len(z['features'])} images; "
+                                  f"these are {len(x)}: another --split, --num or dataset); use another --real-stats "
+                                  "file")
             return z["features"], z["probs"]
     feats, probs = extractor.features(x)
     path.parent.mkdir(parents=True, exist_ok=True)
     mu, sigma = dist.feature_stats(feats)
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, features=feats, probs=probs, mu=mu, sigma=sigma, extractor=np.array(extractor.cache_id))
+    np.savez(tmp, features=feats, probs=probs, mu=mu, sigma=sigma, extractor=np.array(extractor.cache_id),
+             content=np.array(content))
     tmp.replace(path)
     return feats, probs
 
@@ -97,6 +107,10 @@ def score(real: torch.Tensor, fake: torch.Tensor, metrics: Sequence[str], real_s
     info, extras = {"extractor": "none (2-D points)" if points else "the judge's classes per channel"}, {}
     if needs & EXTRACTED:
         ex = extractor_factory()
+        if needs & Needs.REAL_FEATURES and min(len(real), len(fake)) < MIN_FEATURE_SET:
+            raise GankitError(f"{len(real)} reference images and {len(fake)} samples: FID, KID and precision/recall "
+                              f"need at least {MIN_FEATURE_SET} of each (2,048 or more for a usable FID); use a larger "
+                              "--num, or a larger held-out set (data.holdout) or training set")
         if needs & Needs.REAL_FEATURES:
             inputs.real_features = real_features(real, ex, real_stats)[0]
         inputs.fake_features, inputs.fake_probs = ex.features(fake)
@@ -158,44 +172,52 @@ def real_images(cfg, split: str) -> torch.Tensor:
     if split == "train":
         return load_dataset(cfg.data, cfg.train.seed).x
     data = cfg.data if cfg.data.holdout else dataclasses.replace(cfg.data, limit=None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its "no held-out images" warning: an error here
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")  # its "no held-out images" warning: the reason of the error below
         held = load_splits(data, cfg.train.seed)[1]
     if held is None:
-        raise GankitError(f"the run's dataset '{cfg.data.dataset}' has no held-out images to score against (a "
-                          "named dataset's test files, an image folder's test/ subfolder, or data.holdout); use "
-                          "--split train")
+        why = f" ({str(said[0].message).split('; or hold out')[0].partition('overfitting: ')[2]})" if said else ""
+        raise GankitError(f"the run's dataset '{cfg.data.dataset}' has no held-out images to score against{why}; "
+                          "give the folder that has them with --data-dir, or use --split train")
     return held.x
+
+
+def _with_discriminator(run: Path, cfg, metrics, others, checkpoint, num, device, refine, refine_settings) -> dict:
+    """d_acc (the run's D on plain samples) and `others(names)`, the other metrics, beside it."""
+    from ..refine.api import NONE, options
+    from .d_acc import evaluate_with_discriminator
+
+    asked = options(cfg, refine, refine_settings).refine != NONE and (refine is not None or refine_settings)
+    if asked and all(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):
+        raise GankitError("--metrics d_acc scores the run's D on plain samples; --refine applies to the other "
+                          "metrics: add one (e.g. --metrics d_acc,fid) or drop --refine")
+    return evaluate_with_discriminator(str(run), metrics, others, checkpoint, num, device)
 
 
 def evaluate_run(run_dir: str, metrics: Optional[Sequence[str]] = None, features: str = "auto",
                  num: Optional[int] = None, checkpoint: Optional[str] = None, seed: int = 0,
                  inception_weights: Optional[str] = None, real_stats: Optional[str] = None,
                  device: str = "cpu", record: bool = True, refine: Optional[str] = None,
-                 refine_settings: Optional[dict] = None, split: str = "train") -> dict:
+                 refine_settings: Optional[dict] = None, split: str = "train", data_dir: Optional[str] = None) -> dict:
     """Score a run's newest (or named) checkpoint against its training data (split="test": the real images
-    held out from training, see real_images); record it in metrics.json (and redraw the run's plots and
-    report). refine: drs, mh, latent or none (default: the run's sample.refine)."""
+    held out from training, see real_images; data_dir: where they are, if not where the run read them);
+    record it in metrics.json (and redraw the run's plots and report). refine: drs, mh, latent or none
+    (default: the run's sample.refine)."""
     from ..sampling import check_num, load_generator_checkpoint, resolve_device
 
     t0, run, device = time.time(), Path(run_dir), str(resolve_device(device))
     cfg = read_config(run)
+    if data_dir is not None:
+        cfg.data = dataclasses.replace(cfg.data, data_dir=str(data_dir))
     metrics = parse_metrics(metrics) if metrics else default_metrics(cfg.is_toy)
     check_kind(metrics, cfg.is_toy, cfg.data.dataset)  # before anything is generated
     if split not in SPLITS:
         raise GankitError(f"--split is train or test, not '{split}'")
     if any(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):  # d_acc: the run's D (d_acc.py)
-        from ..refine.api import NONE, options
-        from .d_acc import evaluate_with_discriminator
-
-        asked = options(cfg, refine, refine_settings).refine != NONE and (refine is not None or refine_settings)
-        if asked and all(METRICS.get(m).needs & Needs.DISCRIMINATOR for m in metrics):
-            raise GankitError("--metrics d_acc scores the run's D on plain samples; --refine applies to the other "
-                              "metrics: add one (e.g. --metrics d_acc,fid) or drop --refine")
         others = lambda names: evaluate_run(run_dir, names, features, num, checkpoint, seed, inception_weights,  # noqa: E731
                                             real_stats, device, record=False, refine=refine,
-                                            refine_settings=refine_settings, split=split)
-        result = evaluate_with_discriminator(run_dir, metrics, others, checkpoint, num, device)
+                                            refine_settings=refine_settings, split=split, data_dir=data_dir)
+        result = _with_discriminator(run, cfg, metrics, others, checkpoint, num, device, refine, refine_settings)
         if record:
             record_result(run, result, cfg, device)
         return result

@@ -48,9 +48,11 @@ def summarize(r: dict) -> dict:
         vals = [x[k] for x in tail if x.get(k) is not None]
         row[f"final {k}"] = round(float(np.mean(vals)), 4) if vals else None
     if hist:
+        split = hist[-1].get("real", {}).get("split")
+        on = f" ({split})" if split and split not in ("train", "held-out") else ""  # scores against other images
         for k, v in hist[-1]["metrics"].items():
             if k in ("fid", "kid", "is", "modes", "precision", "recall"):
-                row[f"last {k}"] = round(v, 4)
+                row[f"last {k}{on}"] = round(v, 4)
         during = [h for h in hist if h.get("best")]
         if during:
             row.update({f"best {k}": round(v, 4) for k, v in during[-1]["metrics"].items() if k in ("fid", "kid", "is", "modes")})

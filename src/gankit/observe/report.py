@@ -87,7 +87,9 @@ def _best(run: Path) -> str:
         rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in b["metrics"].items()]
     after = [h for h in history if not h.get("during_training")]
     if after:
-        rows += [(f"gankit eval {k}", f"{v:.4g}" if isinstance(v, float) else v)
+        split = after[-1].get("real", {}).get("split")
+        against = f" (against {split} images)" if split and split != "train" else ""
+        rows += [(f"gankit eval {k}{against}", f"{v:.4g}" if isinstance(v, float) else v)
                  for k, v in after[-1]["metrics"].items()]
     return _table(rows) if rows else "<p>No evaluation yet (use --eval-every N or gankit eval).</p>"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import shutil
 import signal
 import sys
 import time
@@ -20,7 +21,6 @@ from ..run import (
     checkpoint_dir,
     create_run_dir,
     default_run_dir,
-    discard_unstarted,
     free_run_dir,
     list_step_checkpoints,
     load_latest,
@@ -140,6 +140,22 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
         shutdown(procs)
 
 
+def discard_unstarted(run: Path, existed: bool) -> None:
+    """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
+    behind, so the same command works once the cause is fixed: the folder made for it goes (emptied if it
+    existed, empty, before). A run with a checkpoint, a logged step or a score is never touched."""
+    log, ckpts = run / "log.jsonl", run / "checkpoints"
+    trained = ((log.is_file() and log.stat().st_size > 0) or (run / "metrics.json").exists()
+               or (ckpts.is_dir() and any(ckpts.iterdir())))  # a step, a score, a best.pt or a snapshot
+    if trained or not run.is_dir():
+        return
+    for p in [run] if not existed else list(run.iterdir()):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
 def make_recipe(cfg: Config, d: Dist = SINGLE) -> Recipe:
     """The recipe of the config's family: image-to-image translation or a GAN from z."""
     if cfg.is_translation:
@@ -195,10 +211,16 @@ def resume(run_dir: str | Path, train_overrides: Optional[dict] = None, quiet: b
                 merge(cfg, {"train": changes})
             recipe = make_recipe(cfg, procs)
             procs.barrier()  # every process has read config.yaml before rank 0 rewrites it
-            if changes and procs.main:
+            before = (run / "config.yaml").read_text() if changes and procs.main else None
+            if before is not None:
                 save_config(cfg, run / "config.yaml")
-            ckpt, _ = load_latest(run, map_location=recipe.device, expected=accepted)
-            summary = with_rollback(cfg, run, run_loop(recipe, run, ckpt, quiet=quiet), quiet, procs)
+            ckpt, path = load_latest(run, map_location=recipe.device, expected=accepted)
+            try:
+                summary = with_rollback(cfg, run, run_loop(recipe, run, ckpt, quiet=quiet), quiet, procs)
+            except GankitError:  # before a new checkpoint (a tracker unreachable): the run keeps its old options
+                if before is not None and (list_step_checkpoints(run)[:1] or [None])[0] == path:
+                    (run / "config.yaml").write_text(before)
+                raise
         del recipe  # DDP holds the process group: let it go before the group does
         return summary
     finally:
