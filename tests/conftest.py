@@ -124,6 +124,7 @@ def tiny_config(preset: str, out: Path, dataset: str = "fashion-mnist", data_dir
     if dataset in ("ring", "grid"):
         over["data"].update(toy_size=256, limit=None)
         over["model"]["g_hidden"] = [16, 16]
+        over["sample"] = {"refine": "none"}  # the toy preset samples through MH; tests of other things draw plain
     for k, v in sections.items():
         over.setdefault(k, {}).update(v)
     return build_config(preset, overrides=[over])

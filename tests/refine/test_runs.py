@@ -196,3 +196,17 @@ def test_image_runs_are_refined_and_mh_says_what_it_calibrated_on(tmp_path, idx_
     assert main(["sample", str(run), "--num", "16", "--out", str(tmp_path / "g.png"), "--refine", "drs",
                  *FLAGS["drs"]]) == 0
     assert (tmp_path / "g.png").stat().st_size > 0 and "refined by drs" in capsys.readouterr().out
+
+
+def test_a_ring_run_of_the_default_preset_samples_through_mh_unless_told_otherwise(tmp_path, capsys):
+    """`gankit train --dataset ring` (the toy preset) then `gankit sample`: the samples are refined by MH, the
+    default measured to find every mode; --refine none draws plain samples."""
+    run = tmp_path / "ring"
+    assert main(["train", "--dataset", "ring", "--max-steps", "5", "--batch-size", "32", "--quiet", "--out", str(run),
+                 "--set", "data.toy_size=512", "--set", "model.g_hidden=[16]", "--set", "model.d_hidden=[16]"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--num", "40", "--out", str(tmp_path / "s.npz"), "--refine-chain", "5",
+                 "--refine-calibration", "100"]) == 0
+    assert "refined by mh" in capsys.readouterr().out
+    assert main(["sample", str(run), "--num", "40", "--out", str(tmp_path / "p.npz"), "--refine", "none"]) == 0
+    assert "refined" not in capsys.readouterr().out

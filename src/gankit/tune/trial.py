@@ -64,7 +64,8 @@ def _gankit_eval(metric: str, key: str) -> Callable[[Path, object], dict]:
     def score(run: Path, cfg) -> dict:
         from ..metrics.api import evaluate
 
-        values = evaluate(run, metrics=metric, num=SCORE_IMAGES, device=cfg.train.device, record=False)["metrics"]
+        values = evaluate(run, metrics=metric, num=SCORE_IMAGES, device=cfg.train.device, record=False,
+                          refine="none")["metrics"]  # the trained G, as the pruner's --eval-every values
         return {**values, "value": float(values[key])}
     return score
 
@@ -73,7 +74,7 @@ def _modes(run: Path, cfg) -> dict:
     from ..metrics.api import evaluate
     from ..metrics.catalog import METRICS
 
-    values = evaluate(run, metrics="modes", device=cfg.train.device, record=False)["metrics"]
+    values = evaluate(run, metrics="modes", device=cfg.train.device, record=False, refine="none")["metrics"]
     return {**values, "value": METRICS.get("modes").score(values)}
 
 
