@@ -38,8 +38,11 @@ def read_study(out: Path, name: str | None = None, url: str | None = None):
 
 
 def states(study) -> dict[str, int]:
-    """Trial count by state name (complete, pruned, fail, running, waiting)."""
+    """Trial count by state name (complete, pruned, fail, running, waiting), without the surplus asks: when two
+    workers ask for the last of the N trials at once, the later ask is closed untrained (FAIL, user attr
+    'surplus'), as trials.csv and the summary leave it out."""
     out: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+        if not t.user_attrs.get("surplus"):
+            out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
     return out

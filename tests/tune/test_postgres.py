@@ -77,7 +77,9 @@ def test_two_commands_sharing_a_postgres_study_run_n_trials_between_them(tmp_pat
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     study = read_study(tmp_path, "shared", postgres_url)
-    assert set(states(study)) <= {"complete", "pruned"} and len(study.trials) == 3
+    assert set(states(study)) <= {"complete", "pruned"} and sum(states(study).values()) == 3
+    surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
+    assert all(t.state.name == "FAIL" and "run" not in t.user_attrs for t in surplus)  # closed before training
     folders = sorted(p.name for i in range(2) for p in (tmp_path / f"machine-{i}").glob("trial-*"))
     assert folders == ["trial-0000", "trial-0001", "trial-0002"]  # each trial trained once, on one of the two
     assert all((tmp_path / f"machine-{i}" / "summary.html").is_file() for i in range(2))
