@@ -113,7 +113,7 @@ def run_fingerprints(run: Path, cfg: Optional[Config] = None) -> frozenset[str]:
     it (defaults filled in), and that of its config.yaml as written, so a run saved by an older gankit, whose
     config.yaml lacks the keys added since, stays loadable and resumable."""
     written = load_yaml(Path(run) / "config.yaml")
-    return frozenset({fingerprint(cfg if cfg is not None else read_config(Path(run))), fingerprint(written)})
+    return frozenset({fingerprint(cfg if cfg is not None else config_from_dict(written)), fingerprint(written)})
 
 
 def belongs(ckpt: dict, accepted: frozenset[str]) -> bool:

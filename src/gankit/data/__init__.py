@@ -256,11 +256,13 @@ def _subset(name: str, x: Tensor, labels: Tensor | None, idx: Tensor) -> Data:
     return Data(name, x[idx], None if labels is None else labels[idx])
 
 
-def load_splits(cfg: DataConfig, seed: int = 0, heldout: bool = True) -> tuple[Data, Data | None]:
+def load_splits(cfg: DataConfig, seed: int = 0, heldout: bool = True, strict: bool = False
+                ) -> tuple[Data, Data | None]:
     """The training set and the real images held out from it, never trained on (None when there are none):
     data.holdout > 0 sets that share of the (limited) training images aside, drawn by the seed; otherwise
     the dataset's own test split (named datasets; an image folder's test/ subfolder). heldout=False reads
-    no test split (the training set is the same); a test split missing from disk is a warning."""
+    no test split (the training set is the same); a test split missing from disk is a warning (strict: its
+    error)."""
     name, held = cfg.dataset, None
     if name in LOADERS:
         x, labels = LOADERS[name](name, cfg, seed)
@@ -279,6 +281,8 @@ def load_splits(cfg: DataConfig, seed: int = 0, heldout: bool = True) -> tuple[D
         try:
             held = Data(name, *TEST_LOADERS[name](name, cfg, seed))
         except GankitError as e:  # train anyway; say why D's test accuracy is not measured
+            if strict:
+                raise
             warnings.warn(f"no held-out images to measure D's overfitting: {e}; or hold out part of the training "
                           "set with --set data.holdout=0.1", stacklevel=2)
     elif held is not None:

@@ -45,6 +45,9 @@ def _run_job(run: str | Path, metrics: Optional[list[str]], per_class: bool, o: 
 
     cfg = read_config(Path(run))
     where = dict(run=Path(run), cfg=cfg)
+    if o["split"] != "train" and (per_class or cfg.is_translation):
+        raise GankitError("--split test applies to a GAN run's overall scores; drop --per-class, or --split "
+                          "(an image-to-image run is always scored on its held-out pairs)")
     if _refining(o):
         from ..refine.networks import check_refinable
 
@@ -84,9 +87,6 @@ def _plan(run, real, fake, metrics, per_class: bool, o: dict) -> _Job:
     if run is not None and (real or fake):
         raise GankitError("give either RUN_DIR or --real and --fake, not both")
     if run is not None:
-        if o["split"] != "train" and (per_class or read_config(Path(run)).is_translation):
-            raise GankitError("--split test applies to a GAN run's overall scores; drop --per-class, or --split "
-                              "(an image-to-image run is always scored on its held-out pairs)")
         return _run_job(run, metrics, per_class, o)
     if o["split"] != "train" and (real or fake):
         raise GankitError("--split chooses a run's reference images; with --real SET, SET is the reference")

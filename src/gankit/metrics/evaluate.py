@@ -41,10 +41,8 @@ FEATURE_BYTES = 4 * (2048 + 1008)  # float32 Inception features and class probab
 MIN_FEATURE_SET = 10  # below this, a covariance or a k-nearest-neighbour radius is meaningless (or fails)
 
 
-def _cache_path(x: torch.Tensor, extractor: Extractor) -> Path:
-    from .judge import content_hash
-
-    return cache_root() / "stats" / f"{extractor.cache_id}-{content_hash(x)}.npz"
+def _cache_path(content: str, extractor: Extractor) -> Path:
+    return cache_root() / "stats" / f"{extractor.cache_id}-{content}.npz"
 
 
 def real_features(x: torch.Tensor, extractor: Extractor, stats_file: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +50,8 @@ def real_features(x: torch.Tensor, extractor: Extractor, stats_file: Optional[st
     for another reference set: another split, --num or dataset)."""
     from .judge import content_hash
 
-    path = Path(stats_file) if stats_file else _cache_path(x, extractor)
     content = content_hash(x)
+    path = Path(stats_file) if stats_file else _cache_path(content, extractor)
     if path.is_file():
         with np.load(path) as z:
             if stats_file and z["extractor"].item() != extractor.cache_id:
@@ -172,11 +170,11 @@ def real_images(cfg, split: str) -> torch.Tensor:
     if split == "train":
         return load_dataset(cfg.data, cfg.train.seed).x
     data = cfg.data if cfg.data.holdout else dataclasses.replace(cfg.data, limit=None)
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")  # its "no held-out images" warning: the reason of the error below
-        held = load_splits(data, cfg.train.seed)[1]
+    try:
+        held, why = load_splits(data, cfg.train.seed, strict=True)[1], ""
+    except GankitError as e:  # the test split is not on disk: say what is missing
+        held, why = None, f" ({e})"
     if held is None:
-        why = f" ({str(said[0].message).split('; or hold out')[0].partition('overfitting: ')[2]})" if said else ""
         raise GankitError(f"the run's dataset '{cfg.data.dataset}' has no held-out images to score against{why}; "
                           "give the folder that has them with --data-dir, or use --split train")
     return held.x
