@@ -49,6 +49,9 @@ def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
     """The folder a new run will use. Refused: a file, a system folder, a folder that holds a run, and a
     folder of other files (a new run would overwrite them)."""
     run = Path(out) if out else default_run_dir(cfg)
+    if run.is_symlink() and not run.exists():
+        raise GankitError(f"--out '{run}' is a link to '{os.readlink(run)}', which does not exist; create that "
+                          "folder or give another --out")
     if run.exists() and not run.is_dir():
         raise GankitError(f"--out '{run}' is a file, not a folder; give a new folder for the run")
     if run.resolve() in SYSTEM_DIRS or run.resolve() == Path.home().resolve():
@@ -59,6 +62,16 @@ def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
     if run.is_dir() and any(run.iterdir()):
         raise GankitError(f"--out '{run}' is a folder of other files, not a gankit run; give a new or empty folder")
     return run
+
+
+def outermost_missing(path: Path) -> Optional[Path]:
+    """The outermost folder of path that does not exist yet: what creating path will make (None if it exists)."""
+    made, path = None, Path(path).absolute()
+    for p in [path, *path.parents]:
+        if p.exists() or p.is_symlink():
+            break
+        made = p
+    return made
 
 
 def create_run_dir(cfg: Config, run: Path) -> Path:

@@ -76,6 +76,16 @@ def test_out_refuses_a_folder_of_other_files_a_file_and_system_folders(tmp_path,
     assert "not a gankit run" in one_error_line(capsys)
 
 
+def test_out_as_a_dangling_link_names_the_missing_target(tmp_path, capsys):
+    """Regression: a link to a folder that is gone got "could not write", hiding that the target is missing."""
+    link = tmp_path / "latest"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["train", "--dataset", "ring", "--max-steps", "1", "--out", str(link), "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert "is a link to" in line and "gone" in line and "does not exist" in line
+    assert not (tmp_path / "gone").exists()
+
+
 # ------------------------------------------------------------------ 12: the run folder deleted while training
 def test_a_run_folder_deleted_while_training_stops_with_an_error(tmp_path, monkeypatch, capsys):
     import shutil

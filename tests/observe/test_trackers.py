@@ -171,6 +171,23 @@ def test_a_tracker_that_fails_before_the_first_step_leaves_no_run_folder(tmp_pat
     assert main(args) == 0 and (tmp_path / "run" / "checkpoints").is_dir()
 
 
+def test_a_failed_start_also_removes_the_parent_folders_made_for_it(tmp_path, capsys):
+    """Regression: `--out new/deep/run` that failed before its first step left new/deep/ behind; a parent that
+    holds anything else (or existed before) stays."""
+    pytest.importorskip("mlflow")
+    from gankit.cli import main
+
+    bad = ["--tracker", "mlflow", "--tracker-uri", str(tmp_path / "store")]
+    args = ["train", "--dataset", "ring", "--max-steps", "2", "--quiet", "--set", "data.toy_size=256"]
+    assert main(args + ["--out", str(tmp_path / "new" / "deep" / "run")] + bad) == 2
+    assert not (tmp_path / "new").exists() and tmp_path.is_dir()
+    (tmp_path / "kept" / "deep").mkdir(parents=True)
+    (tmp_path / "kept" / "notes.txt").write_text("x")
+    assert main(args + ["--out", str(tmp_path / "kept" / "deep" / "more" / "run")] + bad) == 2
+    assert (tmp_path / "kept" / "deep").is_dir() and not (tmp_path / "kept" / "deep" / "more").exists()
+    capsys.readouterr()
+
+
 def test_discarding_a_failed_start_never_touches_a_run_that_has_trained(tmp_path):
     """A failure after steps that left only best.pt or metrics.json (no step checkpoint, nothing logged yet) keeps
     the folder; a failed `--resume` with a bad tracker leaves config.yaml as it was."""

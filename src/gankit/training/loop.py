@@ -24,6 +24,7 @@ from ..run import (
     free_run_dir,
     list_step_checkpoints,
     load_latest,
+    outermost_missing,
     read_config,
     run_fingerprints,
 )
@@ -121,7 +122,7 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     try:
         run = free_run_dir(cfg, procs.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
         recipe = make_recipe(cfg, procs)  # data and models first: a bad dataset leaves no empty run folder behind
-        existed = run.is_dir()
+        existed, made = run.is_dir(), outermost_missing(run)
         with RunLock(run) if procs.main else contextlib.nullcontext():
             if procs.main:
                 create_run_dir(cfg, run)
@@ -132,7 +133,7 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
                 summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
             except GankitError:  # before the first checkpoint (a tracker unreachable): leave no half-made run
                 if procs.main:
-                    discard_unstarted(run, existed)
+                    discard_unstarted(run, existed, made)
                 raise
         del recipe  # DDP holds the process group: let it go before the group does
         return summary
@@ -140,10 +141,11 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
         shutdown(procs)
 
 
-def discard_unstarted(run: Path, existed: bool) -> None:
+def discard_unstarted(run: Path, existed: bool, made: Optional[Path] = None) -> None:
     """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
     behind, so the same command works once the cause is fixed: the folder made for it goes (emptied if it
-    existed, empty, before). A run with a checkpoint, a logged step or a score is never touched."""
+    existed, empty, before), and so do the parents made for it (`made`, the outermost), if still empty. A run
+    with a checkpoint, a logged step or a score is never touched."""
     log, ckpts = run / "log.jsonl", run / "checkpoints"
     trained = ((log.is_file() and log.stat().st_size > 0) or (run / "metrics.json").exists()
                or (ckpts.is_dir() and any(ckpts.iterdir())))  # a step, a score, a best.pt or a snapshot
@@ -154,6 +156,13 @@ def discard_unstarted(run: Path, existed: bool) -> None:
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
+    parent = run.absolute().parent
+    while made is not None and not existed and parent.is_relative_to(made):
+        try:
+            parent.rmdir()  # only an empty folder: anything another process put there stays
+        except OSError:
+            break
+        parent = parent.parent
 
 
 def make_recipe(cfg: Config, d: Dist = SINGLE) -> Recipe:
