@@ -52,8 +52,12 @@ def test_bench_fashion_scores_each_budget_from_one_run_per_seed(tmp_path, idx_di
             "--set", "train.clock=cpu", "--set", "model.g_width=8", "--set", "model.d_width=8",
             "--set", "train.batch_size=16"]
     assert main(args) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["setting"], r["minutes"]) for r in rows] == [("DCGAN, 0.05 min", 0.05), ("DCGAN, 0.1 min", 0.1)]
+    # each budget's row is logged once (the final one was logged twice and the snapshot's never)
+    assert [line.split(" seed")[0] for line in err.splitlines() if " seed 0: " in line] == [
+        "DCGAN, 0.1 min", "DCGAN, 0.05 min"]
     assert [r["steps"] for r in rows] == [3, 6]  # the snapshot is the state of the same run after 3 "seconds"
     assert rows[0]["fid"] != rows[1]["fid"]
     assert (tmp_path / "runs" / "DCGAN-0" / "checkpoints" / "minute-0.05.pt").is_file()

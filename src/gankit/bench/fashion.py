@@ -122,8 +122,9 @@ def _split_budgets(rows: list[dict], budgets: Sequence[float], log) -> list[dict
                             "setting": f"{r['config']}, {m:g} min"})
         out.append({**r, "minutes": budgets[-1], "setting": f"{r['config']}, {budgets[-1]:g} min"})
     out.sort(key=lambda r: r["minutes"])  # stable: configurations, then seeds, within each budget
-    for r in out[len(rows):] if len(budgets) > 1 else ():
-        log(_describe(r))
+    for r in out:
+        if r["minutes"] != budgets[-1]:  # the sweep logged each run's final row when it ended
+            log(_describe(r))
     return out
 
 
