@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 
 from gankit.cli import main
 from gankit.config import build_config
+from gankit.tune.summary import trial_rows
 
 from ..conftest import SUBPROCESS_ENV, read_log
 from .conftest import TINY_ARGS, read_study, states, tune_tiny
@@ -71,6 +73,8 @@ def test_the_tune_folder_ends_with_a_trainable_best_config_a_table_plots_and_a_p
     assert cfg.to_dict() == want
     rc = main(["train", "--config", str(out / "best.yaml"), "--max-steps", "3", "--out", str(tmp_path / "again"), "--quiet"])
     assert rc == 0 and yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())["optim"]["lr_g"] == cfg.optim.lr_g
+    shutil.rmtree(out / "trial-0001")  # the table says so, rather than naming a folder that is gone
+    assert [r["note"] for r in trial_rows(study)] == ["", "run folder deleted"]
 
 
 def test_a_trial_whose_worker_died_is_run_again(tmp_path, space):
