@@ -1,4 +1,5 @@
 import json
+import math
 
 from gankit.bench.fashion import FASHION_CONFIGS
 from gankit.cli import main
@@ -120,3 +121,22 @@ def test_bench_json_writes_null_for_a_value_never_measured():
     line = format_rows([{"config": "ADA", "d_acc_heldout": math.nan, "at": [math.nan, 1.0]}], True, str)
     assert json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))) == {
         "config": "ADA", "d_acc_heldout": None, "at": [None, 1.0]}
+
+
+def test_bench_fashion_on_a_stacked_dataset_scores_modes_of_a_thousand(tmp_path, idx_dir, monkeypatch, capsys):
+    """--dataset stacked-fashion-mnist: the runs train on the stacked set and each is scored by the modes its
+    samples cover of 1,000 and their reverse KL, channels classified by the source's judge."""
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):  # the judge's test split
+        (idx_dir / name).write_bytes((idx_dir / name.replace("t10k", "train")).read_bytes())
+    args = ["bench", "fashion", "--dataset", "stacked-fashion-mnist", "--configs", "DCGAN", "--seeds", "1",
+            "--minutes", "0.01", "--num", "300", "--data-dir", str(idx_dir), "--out", str(tmp_path / "runs"),
+            "--set", "model.g_width=8", "--set", "model.d_width=8", "--set", "train.batch_size=32", "--jobs", "1"]
+    assert main(args + ["--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["dataset"] == "stacked-fashion-mnist" and "fid" not in row
+    assert 1 <= row["modes"] <= 300 and row["reverse_kl"] >= math.log(1000 / 300) - 1e-6  # 300 samples: ≥ 700 missing
+    run = tmp_path / "runs" / "DCGAN-0"
+    assert json.loads((run / "metrics.json").read_text())["latest"]["fake"]["n"] == 300
+    assert main(args[:2] + ["--dataset", "stacked-mnist", "--limit", "100"]) == 2
+    assert "--limit is for fashion-mnist and mnist" in capsys.readouterr().err

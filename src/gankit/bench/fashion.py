@@ -8,7 +8,9 @@ import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
+from ..data.stacked import STACKED_SOURCES
 from ..errors import GankitError
 from . import sweep as sw
 
@@ -32,7 +34,7 @@ FASHION_CONFIGS: dict[str, dict] = {
     # the best of `gankit tune --preset dcgan` over lr_g, lr_d and beta1 (README, "A tune of the default preset")
     "DCGAN-tuned": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}},
 }
-FASHION_DATASETS = ("fashion-mnist", "mnist")
+FASHION_DATASETS = ("fashion-mnist", "mnist", "stacked-fashion-mnist", "stacked-mnist")
 
 # one row per configuration (and budget): judge FID, KID, precision, recall, classes covered, class KL
 # (mean ± s.e. over seeds), steps, seeds
@@ -54,6 +56,14 @@ LIMITED_TABLE = sw.Table("setting", "config", 22, (
     FASHION_TABLE.columns[-1]), sep=" | ", seeds=True)
 
 
+# a stacked dataset (1,000 modes = class triples): modes covered and the reverse KL of their histogram to uniform
+STACKED_TABLE = sw.Table("setting", "config", 22, (
+    sw.Column("modes", "modes", 13, 1),
+    sw.Column("reverse KL", "reverse_kl", 13, 3),
+    FASHION_TABLE.columns[-1]), sep=" | ", seeds=True)
+STACKED_SCORED = ("modes", "reverse_kl")
+
+
 AT_THE_END = {"d_acc_heldout", "overfit_warned"}  # measured on the run as it ended, not at its snapshots
 
 
@@ -73,17 +83,21 @@ def overfitting_seen(out: Path) -> dict:
     return {"d_acc_heldout": acc[-1], "overfit_warned": float(OVERFITTING in kinds)}
 
 
-def score_fashion(out: Path, cfg, seed: int, num: int = 5000, split: str = "train") -> dict:
-    """Judge-feature FID, KID, precision and recall of `num` samples against the training (or test) images,
-    classes covered and class KL; with train.snapshot_minutes, the same for each snapshot under "at"
-    ({minutes: scores}); with split="test", D's held-out accuracy and whether the overfitting warning fired."""
+def score_fashion(out: Path, cfg, seed: int, num: Optional[int] = None, split: str = "train") -> dict:
+    """Judge-feature FID, KID, precision and recall of `num` samples (default 5,000) against the training (or
+    test) images, classes covered and class KL; on a stacked dataset, modes covered of 1,000 and their reverse KL
+    (default 26,000 samples). With train.snapshot_minutes, the same for each snapshot under "at" ({minutes:
+    scores}); with split="test", D's held-out accuracy and whether the overfitting warning fired."""
     from ..metrics.evaluate import evaluate_run
     from ..run import checkpoint_dir
 
+    stacked = cfg.data.dataset in STACKED_SOURCES
+    names, keys = (["modes"], STACKED_SCORED) if stacked else (["fid", "kid", "pr"], SCORED)
+    num = num if num is not None or stacked else 5000  # a stacked set's default: the papers' 26,000
+
     def judged(checkpoint):
-        r = evaluate_run(str(out), ["fid", "kid", "pr"], features="judge", num=num, seed=seed, checkpoint=checkpoint,
-                         split=split)
-        return {"steps": r["step"], **{k: r["metrics"][k] for k in SCORED}}
+        r = evaluate_run(str(out), names, features="judge", num=num, seed=seed, checkpoint=checkpoint, split=split)
+        return {"steps": r["step"], **{k: r["metrics"][k] for k in keys}}
 
     final = {k: v for k, v in judged(None).items() if k != "steps"}  # the run's own row has its steps
     snaps = {m: judged(f"minute-{m:g}") for m in cfg.train.snapshot_minutes
@@ -93,6 +107,8 @@ def score_fashion(out: Path, cfg, seed: int, num: int = 5000, split: str = "trai
 
 
 def _describe(r: dict) -> str:
+    if "modes" in r:
+        return f"{r['setting']} seed {r['seed']}: {r['steps']} steps, {r['modes']} modes, reverse KL {r['reverse_kl']:.3f}"
     return (f"{r['setting']} seed {r['seed']}: {r['steps']} steps, FID {r['fid']:.1f}, KID {r['kid']:.1f}, "
             f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, {r['classes_covered']} classes, "
             f"class KL {r['class_kl']:.3f}" + (f", D held-out acc {r['d_acc_heldout']:.3f}, overfitting warning "
@@ -129,7 +145,7 @@ def _split_budgets(rows: list[dict], budgets: Sequence[float], log) -> list[dict
 
 
 def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "fashion-mnist",
-                  num: int = 5000, extra: Sequence[dict] = (), out: str | None = None,
+                  num: Optional[int] = None, extra: Sequence[dict] = (), out: str | None = None,
                   data_dir: str | None = None, log=print, jobs: int = 1, limit: int | None = None) -> list[dict]:
     """Each configuration for the longest of `minutes` (a number or '2,5,10') with seeds 0..seeds-1 (runs in
     OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed. limit: train on
@@ -138,7 +154,10 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "f
 
     sw.check_names(configs, FASHION_CONFIGS)
     if dataset not in FASHION_DATASETS:
-        raise GankitError(f"bench fashion runs on fashion-mnist or mnist, not '{dataset}'")
+        raise GankitError(f"bench fashion runs on {', '.join(FASHION_DATASETS)}, not '{dataset}'")
+    if limit is not None and dataset in STACKED_SOURCES:
+        raise GankitError("--limit is for fashion-mnist and mnist (a stacked dataset has no test split to judge "
+                          "against); leave it out")
     budgets = parse_budgets(minutes)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
         raise GankitError(f"--limit is a number of training images, 2 or more; got {limit!r}")
@@ -146,7 +165,7 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "f
     if clash:
         raise GankitError(f"--set {clash[0]} would override what the bench sets (--limit, --dataset, and the test "
                           "split it judges against); use the bench's own options")
-    train_judge(dataset, data_dir, log=log)  # cached after the first time
+    train_judge(STACKED_SOURCES.get(dataset, dataset), data_dir, log=log)  # cached after the first time
     common = sw.budget(budgets[-1])
     common["train"]["snapshot_minutes"] = budgets[:-1]
     common["data"] = {"dataset": dataset, "data_dir": data_dir, **({"limit": limit} if limit else {})}
@@ -160,6 +179,8 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "f
 
 
 def format_fashion_table(results: list[dict]) -> str:
+    if any("modes" in r for r in results):
+        return sw.format_table(results, STACKED_TABLE)
     limited = any("d_acc_heldout" in r for r in results)
     return sw.format_table(results, LIMITED_TABLE if limited else FASHION_TABLE)
 
@@ -168,7 +189,7 @@ def from_args(args, log=sw.stderr) -> list[dict]:
     """`gankit bench fashion`: check the options, run, return the rows."""
     from ..config import parse_override
 
-    if args.seeds < 1 or args.num < 10:
+    if args.seeds < 1 or (args.num is not None and args.num < 10):
         raise GankitError("--seeds must be at least 1 and --num at least 10")
     return bench_fashion(sw.split_list(args.configs, FASHION_CONFIGS), args.seeds, args.minutes, args.dataset,
                          args.num, [parse_override(x) for x in args.set], args.out, args.data_dir, log=log,
