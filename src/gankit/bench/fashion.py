@@ -33,6 +33,8 @@ FASHION_CONFIGS: dict[str, dict] = {
     "ADA": {"tech": {"ada_target": 0.6}},
     # the best of `gankit tune --preset dcgan` over lr_g, lr_d and beta1 (README, "A tune of the default preset")
     "DCGAN-tuned": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}},
+    "PacGAN2": {"tech": {"pack": 2}},  # D judges pairs (Lin et al. 2018): their Stacked MNIST recipe
+    "DCGAN-tuned+PacGAN2": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}, "tech": {"pack": 2}},
 }
 FASHION_DATASETS = ("fashion-mnist", "mnist", "stacked-fashion-mnist", "stacked-mnist")
 
