@@ -46,27 +46,36 @@ def is_run(run: Path) -> bool:
 
 
 def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
-    """The folder a new run will use. Refused: a file, a system folder, a folder that holds a run, and a
-    folder of other files (a new run would overwrite them)."""
-    run = Path(out) if out else default_run_dir(cfg)
-    if run.is_symlink() and not run.exists():
-        raise GankitError(f"--out '{run}' is a link to '{os.readlink(run)}', which does not exist; create that "
-                          "folder or give another --out")
+    """The folder a new run will use, resolved ('..' and links folded, so every check and the clean-up after
+    a failed start see the folder the run really writes in). Refused: a link to nothing, a file, a system
+    folder, a folder that holds a run, and a folder of other files (a new run would overwrite them)."""
+    given = Path(out) if out else default_run_dir(cfg)
+    for p in [given, *given.parents]:
+        if p.is_symlink() and not p.exists():
+            where = f"--out '{given}'" + (f": '{p}'" if p != given else "")
+            raise GankitError(f"{where} is a link to '{os.readlink(p)}', which does not exist; create that folder "
+                              "or give another --out")
+    try:
+        run = given.resolve()
+    except (OSError, RuntimeError) as e:  # a loop of links
+        raise GankitError(f"--out '{given}' cannot be followed ({e}); give another --out") from None
     if run.exists() and not run.is_dir():
-        raise GankitError(f"--out '{run}' is a file, not a folder; give a new folder for the run")
-    if run.resolve() in SYSTEM_DIRS or run.resolve() == Path.home().resolve():
-        raise GankitError(f"--out '{run}' is a system or home folder; give a new folder such as runs/my-run")
+        raise GankitError(f"--out '{given}' is a file, not a folder; give a new folder for the run")
+    if run in SYSTEM_DIRS or run == Path.home().resolve():
+        raise GankitError(f"--out '{given}' is a system or home folder; give a new folder such as runs/my-run")
     if list_step_checkpoints(run) or (run / "log.jsonl").exists() or is_run(run):
-        raise GankitError(f"'{run}' already holds a run; continue it with `gankit train --resume {run}` "
+        raise GankitError(f"'{given}' already holds a run; continue it with `gankit train --resume {given}` "
                           "or choose another --out")
     if run.is_dir() and any(run.iterdir()):
-        raise GankitError(f"--out '{run}' is a folder of other files, not a gankit run; give a new or empty folder")
+        raise GankitError(f"--out '{given}' is a folder of other files, not a gankit run; give a new or empty "
+                          "folder")
     return run
 
 
 def outermost_missing(path: Path) -> Optional[Path]:
-    """The outermost folder of path that does not exist yet: what creating path will make (None if it exists)."""
-    made, path = None, Path(path).absolute()
+    """The outermost folder of a resolved path that does not exist yet: what creating it will make (None if it
+    exists)."""
+    made = None
     for p in [path, *path.parents]:
         if p.exists() or p.is_symlink():
             break

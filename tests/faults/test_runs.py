@@ -84,6 +84,9 @@ def test_out_as_a_dangling_link_names_the_missing_target(tmp_path, capsys):
     line = one_error_line(capsys)
     assert "is a link to" in line and "gone" in line and "does not exist" in line
     assert not (tmp_path / "gone").exists()
+    assert main(["train", "--dataset", "ring", "--max-steps", "1", "--out", str(link / "run"), "--quiet"]) == 2
+    line = one_error_line(capsys)  # a dangling link among the parents too
+    assert f"'{link}' is a link to" in line and "does not exist" in line
 
 
 # ------------------------------------------------------------------ 12: the run folder deleted while training

@@ -203,8 +203,42 @@ def test_discarding_a_failed_start_never_touches_a_run_that_has_trained(tmp_path
     fresh = tmp_path / "fresh"
     (fresh / "checkpoints").mkdir(parents=True)
     (fresh / "config.yaml").write_text("x")
-    discard_unstarted(fresh, existed=False)
+    discard_unstarted(fresh, existed=False, made=fresh)
     assert not fresh.exists()
+
+
+def test_discarding_a_failed_start_removes_only_what_the_run_wrote(tmp_path):
+    """Regression: the clean-up emptied the whole --out folder, so a file another process put there, or a run
+    training in a subfolder, was deleted with it."""
+    from gankit.training.loop import discard_unstarted
+
+    for existed in (True, False):
+        run = tmp_path / f"run-{existed}"
+        for d in ("checkpoints", "samples", "mlflow/artifacts", "sub/checkpoints"):
+            (run / d).mkdir(parents=True)
+        for f in ("config.yaml", ".lock", "log.jsonl", "trackers.json", "other.txt", "sub/config.yaml"):
+            (run / f).write_text("")
+        discard_unstarted(run, existed=existed, made=None if existed else run)
+        assert sorted(p.name for p in run.iterdir()) == ["other.txt", "sub"]
+        assert (run / "sub" / "checkpoints").is_dir() and (run / "sub" / "config.yaml").is_file()
+
+
+def test_out_with_dot_dot_is_checked_and_cleaned_as_the_folder_it_names(tmp_path, capsys):
+    """Regression: `--out base/missing/..` passed the checks (as written it did not exist) and a failed start
+    then deleted everything in base; `base/new/../kept/run` removed the existing, empty `kept`."""
+    pytest.importorskip("mlflow")
+    from gankit.cli import main
+
+    base = tmp_path / "base"
+    (base / "kept").mkdir(parents=True)
+    (base / "keepme.txt").write_text("x")
+    bad = ["--tracker", "mlflow", "--tracker-uri", str(tmp_path / "store")]
+    args = ["train", "--dataset", "ring", "--max-steps", "2", "--quiet", "--set", "data.toy_size=256"]
+    assert main(args + ["--out", str(base / "missing" / "..")] + bad) == 2
+    assert "is a folder of other files" in capsys.readouterr().err
+    assert main(args + ["--out", str(base / "new" / ".." / "kept" / "run")] + bad) == 2
+    capsys.readouterr()
+    assert sorted(p.name for p in base.iterdir()) == ["keepme.txt", "kept"] and (base / "kept").is_dir()
 
 
 def test_a_resume_whose_tracker_fails_keeps_the_runs_config(tmp_path, capsys):

@@ -122,47 +122,61 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     try:
         run = free_run_dir(cfg, procs.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
         recipe = make_recipe(cfg, procs)  # data and models first: a bad dataset leaves no empty run folder behind
-        existed, made = run.is_dir(), outermost_missing(run)
-        with RunLock(run) if procs.main else contextlib.nullcontext():
-            if procs.main:
-                create_run_dir(cfg, run)
-                if not quiet:
-                    print(f"run folder: {run}", file=sys.stderr)
-            procs.barrier()
-            try:
-                summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
-            except GankitError:  # before the first checkpoint (a tracker unreachable): leave no half-made run
+        existed, made, started = run.is_dir(), outermost_missing(run), False
+        try:
+            with RunLock(run) if procs.main else contextlib.nullcontext():
                 if procs.main:
-                    discard_unstarted(run, existed, made)
-                raise
+                    create_run_dir(cfg, run)
+                    started = True
+                    if not quiet:
+                        print(f"run folder: {run}", file=sys.stderr)
+                procs.barrier()
+                summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
+        except GankitError:  # before the first checkpoint (a tracker unreachable): leave no half-made run
+            if started:  # (after the lock is let go, so that the folder can go too)
+                discard_unstarted(run, existed, made)
+            raise
         del recipe  # DDP holds the process group: let it go before the group does
         return summary
     finally:
         shutdown(procs)
 
 
+# what a run writes before its first step (and the plots and report written when it stops): all a failed start
+# may remove; anything else in the folder (another process's files, a run in a subfolder) stays
+START_FILES = ("config.yaml", ".lock", "log.jsonl", "diagnostics.jsonl", "trackers.json", "report.html",
+               ".report.html.tmp", "losses.png", "d_outputs.png", "grad_norms.png", "schedules.png",
+               "overfitting.png", "progression.png", "metrics.png")
+START_FOLDERS = ("checkpoints", "samples")  # removed only if empty
+TRACKER_FOLDERS = ("tensorboard", "mlflow", "wandb")  # the trackers' own files for this run
+
+
 def discard_unstarted(run: Path, existed: bool, made: Optional[Path] = None) -> None:
     """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
-    behind, so the same command works once the cause is fixed: the folder made for it goes (emptied if it
-    existed, empty, before), and so do the parents made for it (`made`, the outermost), if still empty. A run
-    with a checkpoint, a logged step or a score is never touched."""
+    behind, so the same command works once the cause is fixed: the files it wrote go, then its folder if it
+    made it and nothing else is in it, and so do the empty parents made for it (`made`, the outermost; paths
+    resolved). A run with a checkpoint, a logged step or a score is never touched."""
     log, ckpts = run / "log.jsonl", run / "checkpoints"
     trained = ((log.is_file() and log.stat().st_size > 0) or (run / "metrics.json").exists()
                or (ckpts.is_dir() and any(ckpts.iterdir())))  # a step, a score, a best.pt or a snapshot
     if trained or not run.is_dir():
         return
-    for p in [run] if not existed else list(run.iterdir()):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    parent = run.absolute().parent
-    while made is not None and not existed and parent.is_relative_to(made):
+    for name in START_FILES:
+        if not (run / name).is_dir():
+            (run / name).unlink(missing_ok=True)
+    for name in TRACKER_FOLDERS:
+        if (run / name).is_dir() and not (run / name).is_symlink():
+            shutil.rmtree(run / name, ignore_errors=True)
+    for name in START_FOLDERS:
+        with contextlib.suppress(OSError):
+            (run / name).rmdir()  # only if empty
+    for p in [run, *run.parents] if not existed else []:
+        if made is None or not p.is_relative_to(made):
+            break  # a parent that was there before
         try:
-            parent.rmdir()  # only an empty folder: anything another process put there stays
+            p.rmdir()  # only an empty folder
         except OSError:
             break
-        parent = parent.parent
 
 
 def make_recipe(cfg: Config, d: Dist = SINGLE) -> Recipe:
