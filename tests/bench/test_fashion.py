@@ -62,6 +62,8 @@ def test_bench_fashion_scores_each_budget_from_one_run_per_seed(tmp_path, idx_di
     assert [r["steps"] for r in rows] == [3, 6]  # the snapshot is the state of the same run after 3 "seconds"
     assert rows[0]["fid"] != rows[1]["fid"]
     assert (tmp_path / "runs" / "DCGAN-0" / "checkpoints" / "minute-0.05.pt").is_file()
+    latest = json.loads((tmp_path / "runs" / "DCGAN-0" / "metrics.json").read_text())["latest"]
+    assert latest["step"] == 6  # the run's end is its latest score, not the snapshot scored after it
     assert main(args[:6] + ["--minutes", "0,2"]) == 2
     assert "--minutes takes positive numbers" in capsys.readouterr().err
 
@@ -110,6 +112,11 @@ def test_bench_fashion_refuses_data_overrides_that_would_undo_its_options(capsys
     for key in ("data.limit=64", "data.holdout=0.2", "data.dataset=mnist"):
         assert main(["bench", "fashion", "--limit", "16", "--set", key]) == 2
         assert f"--set {key.split('=')[0]} would override" in capsys.readouterr().err
+    # the budgets: --set train.minutes trained 0.04 minutes in a row labelled 0.02, snapshot_minutes and max_steps
+    # dropped rows without a word
+    for key in ("train.minutes=0.04", "train.snapshot_minutes=[0.005]", "train.max_steps=5", "train.epochs=1"):
+        assert main(["bench", "fashion", "--minutes", "0.01,0.02", "--set", key]) == 2
+        assert f"--set {key.split('=')[0]} would change the budgets" in capsys.readouterr().err
 
 
 def test_bench_json_writes_null_for_a_value_never_measured():
@@ -137,6 +144,7 @@ def test_bench_fashion_on_a_stacked_dataset_scores_modes_of_a_thousand(tmp_path,
     assert row["dataset"] == "stacked-fashion-mnist" and "fid" not in row
     assert 1 <= row["modes"] <= 300 and row["reverse_kl"] >= math.log(1000 / 300) - 1e-6  # 300 samples: ≥ 700 missing
     run = tmp_path / "runs" / "DCGAN-0"
-    assert json.loads((run / "metrics.json").read_text())["latest"]["fake"]["n"] == 300
+    latest = json.loads((run / "metrics.json").read_text())["latest"]
+    assert latest["fake"]["n"] == 300 and latest["step"] == row["steps"]
     assert main(args[:2] + ["--dataset", "stacked-mnist", "--limit", "100"]) == 2
     assert "--limit is for fashion-mnist and mnist" in capsys.readouterr().err

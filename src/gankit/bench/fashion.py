@@ -101,9 +101,9 @@ def score_fashion(out: Path, cfg, seed: int, num: Optional[int] = None, split: s
         r = evaluate_run(str(out), names, features="judge", num=num, seed=seed, checkpoint=checkpoint, split=split)
         return {"steps": r["step"], **{k: r["metrics"][k] for k in keys}}
 
-    final = {k: v for k, v in judged(None).items() if k != "steps"}  # the run's own row has its steps
     snaps = {m: judged(f"minute-{m:g}") for m in cfg.train.snapshot_minutes
              if (checkpoint_dir(out) / f"minute-{m:g}.pt").is_file()}  # not there: the run stopped before
+    final = {k: v for k, v in judged(None).items() if k != "steps"}  # last: metrics.json's latest is the run's end
     final.update(overfitting_seen(Path(out)) if split == "test" else {})
     return {**final, "at": snaps} if snaps else final
 
@@ -167,6 +167,10 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "f
     if clash:
         raise GankitError(f"--set {clash[0]} would override what the bench sets (--limit, --dataset, and the test "
                           "split it judges against); use the bench's own options")
+    budget = [f"train.{k}" for o in extra for k in ("minutes", "snapshot_minutes", "max_steps", "epochs")
+              if k in o.get("train", {})]
+    if budget:
+        raise GankitError(f"--set {budget[0]} would change the budgets the rows are labelled with; use --minutes")
     train_judge(STACKED_SOURCES.get(dataset, dataset), data_dir, log=log)  # cached after the first time
     common = sw.budget(budgets[-1])
     common["train"]["snapshot_minutes"] = budgets[:-1]
