@@ -143,3 +143,19 @@ def test_set_of_the_trial_budget_or_folder_is_refused_not_left_to_override_minut
         err = capsys.readouterr().err
         assert f"--set {key.split('=')[0]}" in err and option in err and "Traceback" not in err
     assert not (tmp_path / "t").exists()
+
+
+def test_a_trial_that_failed_before_its_run_began_is_not_said_to_have_a_deleted_folder(tmp_path):
+    """Regression: a trial refused before training (a bad batch size) made no folder, yet trials.csv said
+    "run folder deleted" as if the user had removed it."""
+    import socket
+
+    import optuna
+
+    study = optuna.create_study()
+    attrs = {"run": str(tmp_path / "trial-0000"), "host": socket.gethostname()}
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={**attrs, "error": "fewer examples than the batch"}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=1.0,
+                                              user_attrs={**attrs, "steps": 5}))
+    assert [r["note"] for r in trial_rows(study)] == ["fewer examples than the batch", "run folder deleted"]
