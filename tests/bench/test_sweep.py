@@ -96,3 +96,18 @@ def test_the_package_exports_the_sweep_without_hiding_its_modules():
 
     assert inspect.ismodule(bench.sweep) and inspect.ismodule(bench.toy2d) and callable(bench.run_sweep)
     assert bench.format_toy_table is bench.toy2d.format_toy_table and callable(bench.speed)
+
+
+def test_a_failed_run_stops_a_parallel_sweep_without_starting_the_rest(tmp_path):
+    """Regression: one run failing (here: its folder already holds a run) let the sweep start every other run and
+    only then raised; the runs not yet started are now cancelled (those already under way finish)."""
+    from gankit.errors import GankitError
+
+    tiny = {"data": {"toy_size": 256}, "model": {"g_hidden": [8], "d_hidden": [8]},
+            "train": {"epochs": None, "max_steps": 200, "batch_size": 32, "threads": 1}}
+    (tmp_path / "g-0").mkdir()
+    (tmp_path / "g-0" / "log.jsonl").write_text("{}\n")
+    with pytest.raises(GankitError, match="already holds a run"):
+        run_sweep("toy", {"g": [tiny]}, 12, _score, out=str(tmp_path), log=lambda _: None, jobs=2)
+    started = sorted(int(p.name[2:]) for p in tmp_path.iterdir())
+    assert started[0] == 0 and len(started) < 12 and 11 not in started

@@ -107,9 +107,13 @@ def _run_parallel(runs: list[Run], score: Score, jobs: int, describe, log) -> li
     order = sorted(range(len(runs)), key=lambda i: runs[i].seed)
     with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=ctx) as pool:
         futures = {pool.submit(run_one, runs[i], score): i for i in order}
-        for f in as_completed(futures):
-            rows[futures[f]] = f.result()
-            log(describe(rows[futures[f]]))
+        try:
+            for f in as_completed(futures):
+                rows[futures[f]] = f.result()
+                log(describe(rows[futures[f]]))
+        except BaseException:  # a run failed (or Ctrl-C): the runs not started are not started; those under way
+            pool.shutdown(wait=False, cancel_futures=True)  # finish, and their folders keep their results
+            raise
     return rows
 
 
