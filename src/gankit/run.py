@@ -72,17 +72,6 @@ def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
     return run
 
 
-def outermost_missing(path: Path) -> Optional[Path]:
-    """The outermost folder of a resolved path that does not exist yet: what creating it will make (None if it
-    exists)."""
-    made = None
-    for p in [path, *path.parents]:
-        if p.exists() or p.is_symlink():
-            break
-        made = p
-    return made
-
-
 def create_run_dir(cfg: Config, run: Path) -> Path:
     """Create the run folder and write config.yaml before anything else."""
     (run / "samples").mkdir(parents=True, exist_ok=True)

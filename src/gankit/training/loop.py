@@ -24,7 +24,6 @@ from ..run import (
     free_run_dir,
     list_step_checkpoints,
     load_latest,
-    outermost_missing,
     read_config,
     run_fingerprints,
 )
@@ -140,6 +139,17 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
         return summary
     finally:
         shutdown(procs)
+
+
+def outermost_missing(path: Path) -> Optional[Path]:
+    """The outermost folder of a resolved path that does not exist yet: what creating it will make (None if it
+    exists)."""
+    made = None
+    for p in [path, *path.parents]:
+        if p.exists() or p.is_symlink():
+            break
+        made = p
+    return made
 
 
 # what a run writes before its first step (and the plots and report written when it stops): all a failed start
