@@ -216,11 +216,20 @@ def test_discarding_a_failed_start_removes_only_what_the_run_wrote(tmp_path):
         run = tmp_path / f"run-{existed}"
         for d in ("checkpoints", "samples", "mlflow/artifacts", "sub/checkpoints"):
             (run / d).mkdir(parents=True)
-        for f in ("config.yaml", ".lock", "log.jsonl", "trackers.json", "other.txt", "sub/config.yaml"):
+        for f in ("config.yaml", "log.jsonl", "trackers.json", "other.txt", "sub/config.yaml"):
             (run / f).write_text("")
         discard_unstarted(run, existed=existed, made=None if existed else run)
         assert sorted(p.name for p in run.iterdir()) == ["other.txt", "sub"]
         assert (run / "sub" / "checkpoints").is_dir() and (run / "sub" / "config.yaml").is_file()
+    # the files go while the run still holds its lock (RUN/.lock, let go after), so a second process that takes
+    # the lock in between keeps its own lock and config
+    from gankit.training.loop import remove_start_files
+
+    held = tmp_path / "held"
+    (held / "checkpoints").mkdir(parents=True)
+    (held / ".lock").write_text("123")
+    (held / "config.yaml").write_text("x")
+    assert remove_start_files(held) and sorted(p.name for p in held.iterdir()) == [".lock"]
 
 
 def test_out_with_dot_dot_is_checked_and_cleaned_as_the_folder_it_names(tmp_path, capsys):

@@ -121,19 +121,24 @@ def train(cfg: Config, out: Optional[str] = None, quiet: bool = False) -> dict:
     try:
         run = free_run_dir(cfg, procs.broadcast(str(out or cfg.train.out or default_run_dir(cfg))))
         recipe = make_recipe(cfg, procs)  # data and models first: a bad dataset leaves no empty run folder behind
-        existed, made, started = run.is_dir(), outermost_missing(run), False
+        existed, made, discarded = run.is_dir(), outermost_missing(run), False
         try:
             with RunLock(run) if procs.main else contextlib.nullcontext():
-                if procs.main:
-                    create_run_dir(cfg, run)
-                    started = True
-                    if not quiet:
-                        print(f"run folder: {run}", file=sys.stderr)
-                procs.barrier()
-                summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
-        except GankitError:  # before the first checkpoint (a tracker unreachable): leave no half-made run
-            if started:  # (after the lock is let go, so that the folder can go too)
-                discard_unstarted(run, existed, made)
+                started = False
+                try:
+                    if procs.main:
+                        create_run_dir(cfg, run)
+                        started = True
+                        if not quiet:
+                            print(f"run folder: {run}", file=sys.stderr)
+                    procs.barrier()
+                    summary = with_rollback(cfg, run, run_loop(recipe, run, quiet=quiet), quiet, procs)
+                except GankitError:  # before the first step (a tracker unreachable): leave no half-made run;
+                    discarded = started and remove_start_files(run)  # its files while the lock is held,
+                    raise
+        except GankitError:
+            if discarded:  # its folders once the lock is let go (rmdir: only what nobody has written to since)
+                remove_made_folders(run, existed, made)
             raise
         del recipe  # DDP holds the process group: let it go before the group does
         return summary
@@ -153,8 +158,9 @@ def outermost_missing(path: Path) -> Optional[Path]:
 
 
 # what a run writes before its first step (and the plots and report written when it stops): all a failed start
-# may remove; anything else in the folder (another process's files, a run in a subfolder) stays
-START_FILES = ("config.yaml", ".lock", "log.jsonl", "diagnostics.jsonl", "trackers.json", "report.html",
+# may remove; anything else in the folder (another process's files, a run in a subfolder) stays. RUN/.lock goes
+# when the lock is let go.
+START_FILES = ("config.yaml", "log.jsonl", "diagnostics.jsonl", "trackers.json", "report.html",
                ".report.html.tmp", "losses.png", "d_outputs.png", "grad_norms.png", "schedules.png",
                "overfitting.png", "progression.png", "metrics.png")
 START_FOLDERS = ("checkpoints", "samples")  # removed only if empty
@@ -166,11 +172,18 @@ def discard_unstarted(run: Path, existed: bool, made: Optional[Path] = None) -> 
     behind, so the same command works once the cause is fixed: the files it wrote go, then its folder if it
     made it and nothing else is in it, and so do the empty parents made for it (`made`, the outermost; paths
     resolved). A run with a checkpoint, a logged step or a score is never touched."""
+    if remove_start_files(run):
+        remove_made_folders(run, existed, made)
+
+
+def remove_start_files(run: Path) -> bool:
+    """The files and empty folders a run that never trained wrote; False (nothing removed) if it has a
+    checkpoint, a logged step or a score."""
     log, ckpts = run / "log.jsonl", run / "checkpoints"
     trained = ((log.is_file() and log.stat().st_size > 0) or (run / "metrics.json").exists()
                or (ckpts.is_dir() and any(ckpts.iterdir())))  # a step, a score, a best.pt or a snapshot
     if trained or not run.is_dir():
-        return
+        return False
     for name in START_FILES:
         if not (run / name).is_dir():
             (run / name).unlink(missing_ok=True)
@@ -180,11 +193,16 @@ def discard_unstarted(run: Path, existed: bool, made: Optional[Path] = None) -> 
     for name in START_FOLDERS:
         with contextlib.suppress(OSError):
             (run / name).rmdir()  # only if empty
+    return True
+
+
+def remove_made_folders(run: Path, existed: bool, made: Optional[Path]) -> None:
+    """The run folder and the parents made for it (`made`, the outermost), each only if empty."""
     for p in [run, *run.parents] if not existed else []:
         if made is None or not p.is_relative_to(made):
             break  # a parent that was there before
         try:
-            p.rmdir()  # only an empty folder
+            p.rmdir()
         except OSError:
             break
 
