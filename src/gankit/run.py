@@ -53,12 +53,14 @@ def free_run_dir(cfg: Config, out: Optional[str | Path]) -> Path:
     for p in [given, *given.parents]:
         if p.is_symlink() and not p.exists():
             where = f"--out '{given}'" + (f": '{p}'" if p != given else "")
-            raise GankitError(f"{where} is a link to '{os.readlink(p)}', which does not exist; create that folder "
-                              "or give another --out")
-    try:
-        run = given.resolve()
-    except (OSError, RuntimeError) as e:  # a loop of links
-        raise GankitError(f"--out '{given}' cannot be followed ({e}); give another --out") from None
+            try:
+                p.resolve(strict=True)
+            except FileNotFoundError:
+                raise GankitError(f"{where} is a link to '{os.readlink(p)}', which does not exist; create that "
+                                  "folder or give another --out") from None
+            except (OSError, RuntimeError):
+                raise GankitError(f"{where} is a loop of links; give another --out") from None
+    run = given.resolve()
     if run.exists() and not run.is_dir():
         raise GankitError(f"--out '{given}' is a file, not a folder; give a new folder for the run")
     if run in SYSTEM_DIRS or run == Path.home().resolve():

@@ -17,6 +17,7 @@ from gankit.bench.sweep import (
     plan,
     run_sweep,
 )
+from gankit.errors import GankitError
 
 
 def test_mean_and_standard_error():
@@ -65,13 +66,17 @@ def test_table_shows_the_aggregates_in_groups():
 
 def test_plan_gives_each_run_its_folder_and_seed_with_extra_overrides_last(tmp_path):
     configs = {"a": [{"tech": {"pack": 2}}], "b": []}
-    runs = plan("toy", configs, 2, tmp_path, extra=[{"train": {"seed": 7}}], columns={"a": {"config": "A"}})
+    runs = plan("toy", configs, 2, tmp_path, extra=[{"train": {"threads": 7}}], columns={"a": {"config": "A"}})
     assert [(r.name, r.seed, r.out.name) for r in runs] == [("a", 0, "a-0"), ("a", 1, "a-1"), ("b", 0, "b-0"),
                                                            ("b", 1, "b-1")]
     assert runs[1].overrides == ({"tech": {"pack": 2}}, {"train": {"seed": 1, "out": str(tmp_path / "a-1")}},
-                                 {"train": {"seed": 7}})
+                                 {"train": {"threads": 7}})
     assert runs[0].columns == {"config": "A"} and runs[2].columns == {"config": "b"}
     assert pickle.loads(pickle.dumps(runs[1])) == runs[1]  # can be sent to a worker process
+    # --set train.seed made every "seed" the same run (a spread of 0); train.out sent every run to one folder
+    for key in ("seed", "out"):
+        with pytest.raises(GankitError, match=f"--set train.{key} would override"):
+            plan("toy", configs, 2, tmp_path, extra=[{"train": {key: 7}}])
 
 
 def _score(out, cfg, seed):

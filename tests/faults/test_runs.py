@@ -87,6 +87,10 @@ def test_out_as_a_dangling_link_names_the_missing_target(tmp_path, capsys):
     assert main(["train", "--dataset", "ring", "--max-steps", "1", "--out", str(link / "run"), "--quiet"]) == 2
     line = one_error_line(capsys)  # a dangling link among the parents too
     assert f"'{link}' is a link to" in line and "does not exist" in line
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main(["train", "--dataset", "ring", "--max-steps", "1", "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert "is a loop of links" in one_error_line(capsys)  # not "a link to 'b', which does not exist"
 
 
 # ------------------------------------------------------------------ 12: the run folder deleted while training

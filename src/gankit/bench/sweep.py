@@ -42,6 +42,10 @@ def plan(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, root: P
     """Every (configuration, seed) in order: configurations outer, seeds inner. `extra` (e.g. --set)
     goes last, so it overrides the configurations. An override {"preset": P} makes that configuration start
     from preset P."""
+    mine = [f"train.{k}" for o in extra for k in ("seed", "out") if k in o.get("train", {})]
+    if mine:
+        raise GankitError(f"--set {mine[0]} would override what the bench gives each run (its seed and folder); "
+                          "use --seeds and --out")
     runs = []
     for name, overrides in configs.items():
         base = next((o[PRESET_KEY] for o in overrides if PRESET_KEY in o), preset)

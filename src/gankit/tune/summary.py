@@ -33,7 +33,7 @@ def trial_rows(study) -> list[dict]:
         retry_of = a.get("retry_of", t.system_attrs.get("failed_trial"))
         note = a.get("error") or ("interrupted; queued again" if a.get("interrupted") else "") or (
             f"retry of {retry_of}" if retry_of is not None else "")
-        trained = a.get("steps") is not None  # a trial that failed before its run had one made no folder
+        trained = a.get("steps") is not None or bool(t.intermediate_values)  # one refused first made no folder
         if trained and a.get("run") and a.get("host") == socket.gethostname() and not Path(a["run"]).is_dir():
             note = "; ".join(filter(None, [note, "run folder deleted"]))  # another host's folders: not checked
         rows.append({"trial": t.number, "state": t.state.name.lower(), "value": t.value, **t.params,
