@@ -191,7 +191,11 @@ def test_a_failed_start_also_removes_the_parent_folders_made_for_it(tmp_path, ca
 def test_discarding_a_failed_start_never_touches_a_run_that_has_trained(tmp_path):
     """A failure after steps that left only best.pt or metrics.json (no step checkpoint, nothing logged yet) keeps
     the folder; a failed `--resume` with a bad tracker leaves config.yaml as it was."""
-    from gankit.training.loop import discard_unstarted
+    from gankit.training.loop import remove_made_folders, remove_start_files
+
+    def discard_unstarted(run, existed, made=None):  # what train() does after a failed start
+        if remove_start_files(run):
+            remove_made_folders(run, existed, made)
 
     for name in ("checkpoints/best.pt", "metrics.json", "checkpoints/minute-2.pt"):
         run = tmp_path / name.replace("/", "-")
@@ -210,7 +214,7 @@ def test_discarding_a_failed_start_never_touches_a_run_that_has_trained(tmp_path
 def test_discarding_a_failed_start_removes_only_what_the_run_wrote(tmp_path):
     """Regression: the clean-up emptied the whole --out folder, so a file another process put there, or a run
     training in a subfolder, was deleted with it."""
-    from gankit.training.loop import discard_unstarted
+    from gankit.training.loop import remove_made_folders, remove_start_files
 
     for existed in (True, False):
         run = tmp_path / f"run-{existed}"
@@ -218,13 +222,12 @@ def test_discarding_a_failed_start_removes_only_what_the_run_wrote(tmp_path):
             (run / d).mkdir(parents=True)
         for f in ("config.yaml", "log.jsonl", "trackers.json", "other.txt", "sub/config.yaml"):
             (run / f).write_text("")
-        discard_unstarted(run, existed=existed, made=None if existed else run)
+        assert remove_start_files(run)
+        remove_made_folders(run, existed=existed, made=None if existed else run)
         assert sorted(p.name for p in run.iterdir()) == ["other.txt", "sub"]
         assert (run / "sub" / "checkpoints").is_dir() and (run / "sub" / "config.yaml").is_file()
     # the files go while the run still holds its lock (RUN/.lock, let go after), so a second process that takes
     # the lock in between keeps its own lock and config
-    from gankit.training.loop import remove_start_files
-
     held = tmp_path / "held"
     (held / "checkpoints").mkdir(parents=True)
     (held / ".lock").write_text("123")

@@ -163,14 +163,10 @@ def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "f
     budgets = parse_budgets(minutes)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
         raise GankitError(f"--limit is a number of training images, 2 or more; got {limit!r}")
-    clash = [f"data.{k}" for o in extra for k in ("limit", "holdout", "dataset") if k in o.get("data", {})]
-    if clash:
-        raise GankitError(f"--set {clash[0]} would override what the bench sets (--limit, --dataset, and the test "
-                          "split it judges against); use the bench's own options")
-    budget = [f"train.{k}" for o in extra for k in ("minutes", "snapshot_minutes", "max_steps", "epochs")
-              if k in o.get("train", {})]
-    if budget:
-        raise GankitError(f"--set {budget[0]} would change the budgets the rows are labelled with; use --minutes")
+    sw.refuse_set(extra, "data", ("limit", "holdout", "dataset"), "would override what the bench sets (--limit, "
+                  "--dataset, and the test split it judges against); use the bench's own options")
+    sw.refuse_set(extra, "train", ("minutes", "snapshot_minutes", "max_steps", "epochs"),
+                  "would change the budgets the rows are labelled with; use --minutes")
     train_judge(STACKED_SOURCES.get(dataset, dataset), data_dir, log=log)  # cached after the first time
     common = sw.budget(budgets[-1])
     common["train"]["snapshot_minutes"] = budgets[:-1]

@@ -37,15 +37,20 @@ class Run:
 PRESET_KEY = "preset"  # in a configuration's overrides: train from this preset instead of the bench's
 
 
+def refuse_set(extra: Sequence[dict], section: str, keys: Sequence[str], why: str) -> None:
+    """One line for a --set SECTION.KEY that would silently undo what the bench sets itself."""
+    hit = [f"{section}.{k}" for o in extra for k in keys if k in o.get(section, {})]
+    if hit:
+        raise GankitError(f"--set {hit[0]} {why}")
+
+
 def plan(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, root: Path,
          extra: Sequence[dict] = (), columns: Mapping[str, dict] | None = None) -> list[Run]:
     """Every (configuration, seed) in order: configurations outer, seeds inner. `extra` (e.g. --set)
     goes last, so it overrides the configurations. An override {"preset": P} makes that configuration start
     from preset P."""
-    mine = [f"train.{k}" for o in extra for k in ("seed", "out") if k in o.get("train", {})]
-    if mine:
-        raise GankitError(f"--set {mine[0]} would override what the bench gives each run (its seed and folder); "
-                          "use --seeds and --out")
+    refuse_set(extra, "train", ("seed", "out"), "would override what the bench gives each run (its seed and "
+               "folder); use --seeds and --out")
     runs = []
     for name, overrides in configs.items():
         base = next((o[PRESET_KEY] for o in overrides if PRESET_KEY in o), preset)

@@ -167,18 +167,11 @@ START_FOLDERS = ("checkpoints", "samples")  # removed only if empty
 TRACKER_FOLDERS = ("tensorboard", "mlflow", "wandb")  # the trackers' own files for this run
 
 
-def discard_unstarted(run: Path, existed: bool, made: Optional[Path] = None) -> None:
-    """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
-    behind, so the same command works once the cause is fixed: the files it wrote go, then its folder if it
-    made it and nothing else is in it, and so do the empty parents made for it (`made`, the outermost; paths
-    resolved). A run with a checkpoint, a logged step or a score is never touched."""
-    if remove_start_files(run):
-        remove_made_folders(run, existed, made)
-
-
 def remove_start_files(run: Path) -> bool:
-    """The files and empty folders a run that never trained wrote; False (nothing removed) if it has a
-    checkpoint, a logged step or a score."""
+    """A new run that failed before its first step (a tracker that cannot be reached, say) leaves nothing
+    behind, so the same command works once the cause is fixed: first the files and empty folders it wrote go
+    (this), then its folder and the empty parents made for it (remove_made_folders). False (nothing removed) if
+    it has a checkpoint, a logged step or a score: such a run is never touched."""
     log, ckpts = run / "log.jsonl", run / "checkpoints"
     trained = ((log.is_file() and log.stat().st_size > 0) or (run / "metrics.json").exists()
                or (ckpts.is_dir() and any(ckpts.iterdir())))  # a step, a score, a best.pt or a snapshot
