@@ -83,6 +83,8 @@ def _run_options(p: argparse.ArgumentParser, preset: str, example: str) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help=f"override the {preset} preset for every run, e.g. --set {example}")
     p.add_argument("--json", action="store_true", help="print one JSON object per run")
+    p.add_argument("--first-seed", type=int, default=0, metavar="K", help="seeds K, K+1, ... (default 0): more "
+                   "seeds for a table already run, e.g. --seeds 2 --first-seed 3 runs seeds 3 and 4")
     p.add_argument("--jobs", type=int, metavar="N", help="runs at once in separate processes, each with "
                    "cores/N threads (default: one per core)")
 

@@ -34,7 +34,9 @@ def test_bench_fashion_lists_configurations_and_checks_options(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(FASHION_CONFIGS) and lines[0] == f"{'DCGAN':<16} {{}}"
     assert main(["bench", "fashion", "--num", "5"]) == 2
-    assert "--num at least 10" in capsys.readouterr().err
+    assert "--num must be at least 10, got 5" in capsys.readouterr().err
+    assert main(["bench", "fashion", "--seeds", "0"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
 
 
 def test_bench_fashion_scores_each_budget_from_one_run_per_seed(tmp_path, idx_dir, monkeypatch, capsys):

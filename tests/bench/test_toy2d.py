@@ -46,6 +46,16 @@ def test_bench_toy2d_in_parallel_processes_gives_the_same_table(tmp_path, capsys
                                                                               ("ring", "R1", 0)]
     assert main(args + ["--jobs", "0"]) == 2
     assert "--jobs must be a whole number >= 1" in capsys.readouterr().err
+    # --first-seed 1: seed 1 alone, the same run as the sweep's seed 1, in a folder named by its seed
+    more = list(args)
+    more[more.index("--datasets") + 1] = "ring"
+    more[more.index("--seeds") + 1] = "1"
+    assert main(more + ["--first-seed", "1", "--jobs", "1", "--out", str(tmp_path / "more")]) == 0
+    rows = [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in capsys.readouterr().out.splitlines()]
+    assert rows == [r for r in tables[0] if r["dataset"] == "ring" and r["seed"] == 1]
+    assert (tmp_path / "more" / "ring-GAN-1").is_dir() and not (tmp_path / "more" / "ring-GAN-0").exists()
+    assert main(more + ["--first-seed", "-1"]) == 2
+    assert "--first-seed at least 0" in capsys.readouterr().err
 
 
 def test_bench_toy2d_refine_adds_a_refined_row_per_method_beside_the_raw_one(tmp_path, capsys):
@@ -83,5 +93,6 @@ def test_bench_toy2d_refine_checks_everything_before_training(capsys, monkeypatc
     assert toy2d.check_refine("drs, mh", ["GAN"]) == ["drs", "mh"]
     seen = {}
     monkeypatch.setattr(toy2d, "bench_toy2d", lambda configs, *a, **k: seen.update(configs=configs) or [])
-    toy2d.from_args(argparse.Namespace(configs=None, datasets="ring", seeds=1, set=[], out=None, jobs=1, refine="drs"))
+    toy2d.from_args(argparse.Namespace(configs=None, datasets="ring", seeds=1, first_seed=0, set=[], out=None, jobs=1,
+                                        refine="drs"))
     assert "GAN" in seen["configs"] and not any(c.startswith("PacGAN") for c in seen["configs"])

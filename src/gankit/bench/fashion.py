@@ -154,10 +154,11 @@ def _split_budgets(rows: list[dict], budgets: Sequence[float], log) -> list[dict
     return out
 
 
-def bench_fashion(configs: Sequence[str], seeds: int, minutes, dataset: str = "fashion-mnist",
+def bench_fashion(configs: Sequence[str], seeds: int | Sequence[int], minutes, dataset: str = "fashion-mnist",
                   num: Optional[int] = None, extra: Sequence[dict] = (), out: str | None = None,
                   data_dir: str | None = None, log=print, jobs: int = 1, limit: int | None = None) -> list[dict]:
-    """Each configuration for the longest of `minutes` (a number or '2,5,10') with seeds 0..seeds-1 (runs in
+    """Each configuration for the longest of `minutes` (a number or '2,5,10') with seeds 0..seeds-1 or the given
+    seeds (runs in
     OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed. limit: train on
     the first `limit` training images only, and judge against the test split (a small dataset)."""
     from ..metrics.judge import train_judge
@@ -199,9 +200,9 @@ def from_args(args, log=sw.stderr) -> list[dict]:
     """`gankit bench fashion`: check the options, run, return the rows."""
     from ..config import parse_override
 
-    if args.seeds < 1 or (args.num is not None and args.num < 10):
-        raise GankitError("--seeds must be at least 1 and --num at least 10")
-    return bench_fashion(sw.split_list(args.configs, FASHION_CONFIGS), args.seeds, args.minutes, args.dataset,
+    if args.num is not None and args.num < 10:
+        raise GankitError(f"--num must be at least 10, got {args.num}")
+    return bench_fashion(sw.split_list(args.configs, FASHION_CONFIGS), sw.seed_range(args), args.minutes, args.dataset,
                          args.num, [parse_override(x) for x in args.set], args.out, args.data_dir, log=log,
                          jobs=sw.default_jobs() if args.jobs is None else args.jobs, limit=args.limit)
 

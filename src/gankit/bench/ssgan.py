@@ -63,11 +63,11 @@ def _describe(r: dict) -> str:
             f"({100 * r['test_accuracy_ema']:.2f}%), {r['steps']} steps in {r['minutes']:.1f} min")
 
 
-def bench_ssgan(labels: Sequence[int], seeds: int, minutes: float, dataset: str = "fashion-mnist",
+def bench_ssgan(labels: Sequence[int], seeds: int | Sequence[int], minutes: float, dataset: str = "fashion-mnist",
                 data_dir: str | None = None, extra: Sequence[dict] = (), out: str | None = None,
                 methods: Sequence[str] = tuple(METHODS), log=print, jobs: int = 1) -> list[dict]:
     """Each method for each number of labelled examples per class, `minutes` per run (LONG_FACTOR times that
-    for sup-long), seeds 0..seeds-1."""
+    for sup-long), seeds 0..seeds-1 or the given seeds."""
     sw.check_names(methods, METHODS, "method")
     table, columns = {}, {}
     for n in labels:
@@ -93,9 +93,9 @@ def from_args(args, log=sw.stderr) -> list[dict]:
         labels = [int(x) for x in sw.split_list(args.labels)]
     except ValueError:
         raise GankitError(f"--labels takes whole numbers separated by commas, got '{args.labels}'") from None
-    if not labels or min(labels) < 1 or args.seeds < 1 or args.minutes <= 0:
-        raise GankitError("--labels must be positive, --seeds at least 1 and --minutes positive")
-    return bench_ssgan(labels, args.seeds, args.minutes, args.dataset, args.data_dir,
+    if not labels or min(labels) < 1 or args.minutes <= 0:
+        raise GankitError("--labels must be positive and --minutes positive")
+    return bench_ssgan(labels, sw.seed_range(args), args.minutes, args.dataset, args.data_dir,
                        [parse_override(x) for x in args.set], args.out,
                        methods=sw.split_list(args.methods, METHODS), log=log,
                        jobs=sw.default_jobs() if args.jobs is None else args.jobs)

@@ -44,9 +44,10 @@ def refuse_set(extra: Sequence[dict], section: str, keys: Sequence[str], why: st
         raise GankitError(f"--set {hit[0]} {why}")
 
 
-def plan(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, root: Path,
+def plan(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int | Sequence[int], root: Path,
          extra: Sequence[dict] = (), columns: Mapping[str, dict] | None = None) -> list[Run]:
-    """Every (configuration, seed) in order: configurations outer, seeds inner. `extra` (e.g. --set)
+    """Every (configuration, seed) in order: configurations outer, seeds inner (`seeds`: a count N for seeds
+    0..N-1, or the seeds themselves). `extra` (e.g. --set)
     goes last, so it overrides the configurations. An override {"preset": P} makes that configuration start
     from preset P."""
     refuse_set(extra, "train", ("seed", "out"), "would override what the bench gives each run (its seed and "
@@ -55,7 +56,7 @@ def plan(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, root: P
     for name, overrides in configs.items():
         base = next((o[PRESET_KEY] for o in overrides if PRESET_KEY in o), preset)
         overrides = [{k: v for k, v in o.items() if k != PRESET_KEY} for o in overrides]
-        for seed in range(seeds):
+        for seed in (range(seeds) if isinstance(seeds, int) else seeds):
             out = root / f"{name}-{seed}"
             over = (*overrides, {"train": {"seed": seed, "out": str(out)}}, *extra)
             runs.append(Run(base, name, over, seed, out, dict((columns or {}).get(name, {"config": name}))))
@@ -85,11 +86,11 @@ def check_jobs(jobs: int) -> int:
     return jobs
 
 
-def run_sweep(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int, score: Score, *,
+def run_sweep(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int | Sequence[int], score: Score, *,
               extra: Sequence[dict] = (), out: str | None = None, columns: Mapping[str, dict] | None = None,
               prefix: str = "gankit-bench-", describe: Callable[[dict], str] = str, log=print,
               jobs: int = 1) -> list[dict]:
-    """Train and score every configuration with seeds 0..seeds-1, each run in its own folder under `out`
+    """Train and score every configuration with seeds 0..seeds-1 (or the given seeds), each run in its own folder under `out`
     (default: a new temporary folder); log `describe(row)` after each run; return the rows in plan order.
     `jobs` > 1 runs that many worker processes at once, each with cores // jobs threads unless the
     overrides set train.threads (a run's result does not depend on which worker ran it)."""
@@ -132,6 +133,15 @@ def check_names(names: Sequence[str], table: Mapping[str, object], what: str = "
     bad = [n for n in names if n not in table]
     if bad:
         raise GankitError(f"unknown {what} '{bad[0]}'; available: {', '.join(table)}")
+
+
+def seed_range(args) -> range:
+    """--seeds N and --first-seed K of a bench's command line: seeds K..K+N-1, so more seeds can be added to a
+    table later without training the first ones again."""
+    if args.seeds < 1 or args.first_seed < 0:
+        raise GankitError(f"--seeds must be at least 1 and --first-seed at least 0, got {args.seeds} and "
+                          f"{args.first_seed}")
+    return range(args.first_seed, args.first_seed + args.seeds)
 
 
 def split_list(text: str | None, default: Sequence[str] = ()) -> list[str]:

@@ -93,9 +93,9 @@ def _describe(r: dict) -> str:
             f"{r['high_quality']:.1f}% high quality, reverse KL {r['reverse_kl']:.3f}, {r['seconds']} s{refined}")
 
 
-def bench_toy2d(configs: Sequence[str], datasets: Sequence[str], seeds: int, extra: Sequence[dict] = (),
+def bench_toy2d(configs: Sequence[str], datasets: Sequence[str], seeds: int | Sequence[int], extra: Sequence[dict] = (),
                 out: str | None = None, log=print, jobs: int = 1, refine: Sequence[str] = ()) -> list[dict]:
-    """Each configuration on each dataset with seeds 0..seeds-1; runs go to OUT/DATASET-CONFIG-SEED. refine:
+    """Each configuration on each dataset with seeds 0..seeds-1 (or the given seeds); runs go to OUT/DATASET-CONFIG-SEED. refine:
     each run is also scored on samples refined with each method, as rows 'CONFIG + METHOD'."""
     sw.check_names(configs, TOY_CONFIGS, "toy configuration")
     table = {f"{d}-{c}": [TOY_CONFIGS[c], {"data": {"dataset": d}}] for d in datasets for c in configs}
@@ -119,7 +119,7 @@ def from_args(args, log=sw.stderr) -> list[dict]:
         raise GankitError(f"--datasets takes ring and/or grid, got '{args.datasets}'")
     extra = [parse_override(x) for x in args.set]
     refine = check_refine(args.refine, configs, extra)
-    return bench_toy2d(configs, datasets, args.seeds, extra, args.out, log=log,
+    return bench_toy2d(configs, datasets, sw.seed_range(args), extra, args.out, log=log,
                        jobs=sw.default_jobs() if args.jobs is None else args.jobs, refine=refine)
 
 
