@@ -31,6 +31,7 @@ FASHION_CONFIGS: dict[str, dict] = {
                    "optim": {"beta1": 0.0, "beta2": 0.99}},
     "R3GAN": {"preset": "r3gan"},
     "ADA": {"tech": {"ada_target": 0.6}},
+    "DCGAN-tuned+ADA": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}, "tech": {"ada_target": 0.6}},
     # the best of `gankit tune --preset dcgan` over lr_g, lr_d and beta1 (README, "A tune of the default preset")
     "DCGAN-tuned": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}},
     # the tuned rates with an EMA of G, and/or decayed by a half cosine to a tenth over 17,000 steps (about what 10
