@@ -62,6 +62,11 @@ def test_table_shows_the_aggregates_in_groups():
     flat = Table("config", "config", 6, (Column("modes", "modes", 11, 2),), sep=" | ", seeds=True, spread="sd")
     assert format_table(_rows()[:3], flat).splitlines()[2] == f"GAN   | {f'5.00 ± {math.sqrt(13):.2f}':>11} | 3"
     assert json.loads(format_rows(_rows(), True, None).splitlines()[0])["config"] == "GAN"
+    # a name longer than the first column widens it: every row's columns stay under the head's
+    long = [{**r, "config": "DCGAN-tuned+cosine+EMA, 10 min"} if r["config"] == "EMA" else r for r in _rows()]
+    lines = format_table(long, table).splitlines()
+    assert lines[0].startswith("config" + " " * 25 + "|   ring: modes")
+    assert {line.index("|") for line in lines if "|" in line} == {31}
 
 
 def test_plan_gives_each_run_its_folder_and_seed_with_extra_overrides_last(tmp_path):

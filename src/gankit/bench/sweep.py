@@ -6,6 +6,7 @@ module-level score function, so a list of runs can later be mapped over worker p
 """
 from __future__ import annotations
 
+
 import json
 import math
 import os
@@ -13,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import build_config
@@ -245,6 +246,8 @@ def format_table(rows: Sequence[dict], table: Table) -> str:
     scale = {c.key: c.scale for c in table.columns}
     stats = aggregate(rows, by, list(dict.fromkeys(c.key for c in table.columns)), table.spread, scale)
     groups = list(dict.fromkeys(r[table.group_key] for r in rows)) if table.group_key else [None]
+    width = max([table.row_width - 1, *(len(str(r[table.row_key])) for r in rows)]) + 1  # a long name: a wider column
+    table = replace(table, row_width=width)
     head = table.head(groups)
     lines = [head, "-" * len(head)]
     for value in dict.fromkeys(r[table.row_key] for r in rows):
