@@ -6,7 +6,6 @@ module-level score function, so a list of runs can later be mapped over worker p
 """
 from __future__ import annotations
 
-
 import json
 import math
 import os
