@@ -18,6 +18,10 @@ def test_the_default_is_the_tuned_dcgan_on_fashion_mnist_for_ten_minutes():
     assert (cfg.preset, cfg.data.dataset, cfg.model.name, cfg.train.minutes) == ("dcgan-tuned", "fashion-mnist", "dcgan", 10)
     assert (cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.beta1) == (8.9e-4, 4.2e-4, 0.02)  # measured: README, Results
     assert default_preset_for("mnist") == default_preset_for("cifar10") == "dcgan"  # not measured there yet
+    stacked = build_config(overrides=[{"data": {"dataset": "stacked-fashion-mnist"}}])  # measured: README, Results
+    assert (stacked.preset, stacked.data.dataset, stacked.train.ema_decay) == ("dcgan-stacked", "stacked-fashion-mnist",
+                                                                               0.9999)
+    assert default_preset_for("stacked-mnist") == "dcgan"
 
 
 def test_toy_datasets_default_to_the_toy_preset():

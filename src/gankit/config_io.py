@@ -28,12 +28,12 @@ def load_preset(name: str) -> dict:
 
 
 # `gankit train` with no --preset, by measurement (README, Results): the tuned DCGAN where it was measured to win
-MEASURED_DEFAULTS = {"fashion-mnist": "dcgan-tuned"}
+MEASURED_DEFAULTS = {"fashion-mnist": "dcgan-tuned", "stacked-fashion-mnist": "dcgan-stacked"}
 
 
 def default_preset_for(dataset: Optional[str]) -> str:
     """`gankit train` with no --preset: the toy preset for 2-D data, the tuned DCGAN on Fashion-MNIST (the default
-    dataset), else DCGAN."""
+    dataset), DCGAN with a slow EMA of G on Stacked Fashion-MNIST, else DCGAN."""
     if dataset in TOY_DATASETS:
         return "toy"
     return MEASURED_DEFAULTS.get(dataset or "fashion-mnist", "dcgan")
