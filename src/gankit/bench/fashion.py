@@ -14,6 +14,18 @@ from ..data.stacked import STACKED_SOURCES
 from ..errors import GankitError
 from . import sweep as sw
 
+
+def _tuned(cosine: bool = False, **more: dict) -> dict:
+    """The dcgan-tuned rates as overrides of the dcgan preset (fresh dicts each call), plus `more` sections;
+    cosine: both rates decayed by half a cosine to a tenth over 17,000 steps (about what 10 minutes of one core's
+    CPU time make with the dcgan networks)."""
+    rates = {"lr_g": 8.9e-4, "lr_d": 4.2e-4}
+    if cosine:  # the tenths written out (4.2e-4 / 10 is not the float 4.2e-5)
+        rates = {"lr_g": {"cosine": [8.9e-4, 8.9e-5], "over": 17000},
+                 "lr_d": {"cosine": [4.2e-4, 4.2e-5], "over": 17000}}
+    return {"optim": {**rates, "beta1": 0.02}, **more}
+
+
 # name -> overrides on top of the dcgan preset (the default of `gankit train`)
 FASHION_CONFIGS: dict[str, dict] = {
     "DCGAN": {},
@@ -31,22 +43,17 @@ FASHION_CONFIGS: dict[str, dict] = {
                    "optim": {"beta1": 0.0, "beta2": 0.99}},
     "R3GAN": {"preset": "r3gan"},
     "ADA": {"tech": {"ada_target": 0.6}},
-    "DCGAN-tuned+ADA": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}, "tech": {"ada_target": 0.6}},
     # the best of `gankit tune --preset dcgan` over lr_g, lr_d and beta1 (README, "A tune of the default preset")
-    "DCGAN-tuned": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}},
-    # the tuned rates with an EMA of G, and/or decayed by a half cosine to a tenth over 17,000 steps (about what 10
-    # minutes of one core's CPU time make with the dcgan networks)
-    "DCGAN-tuned+EMA": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}, "train": {"ema_decay": 0.999}},
-    "DCGAN-tuned+cosine": {"optim": {"lr_g": {"cosine": [8.9e-4, 8.9e-5], "over": 17000},
-                                     "lr_d": {"cosine": [4.2e-4, 4.2e-5], "over": 17000}, "beta1": 0.02}},
-    "DCGAN-tuned+cosine+EMA": {"optim": {"lr_g": {"cosine": [8.9e-4, 8.9e-5], "over": 17000},
-                                         "lr_d": {"cosine": [4.2e-4, 4.2e-5], "over": 17000}, "beta1": 0.02},
-                               "train": {"ema_decay": 0.999}},
+    "DCGAN-tuned": _tuned(),
+    "DCGAN-tuned+ADA": _tuned(tech={"ada_target": 0.6}),
+    "DCGAN-tuned+EMA": _tuned(train={"ema_decay": 0.999}),
+    "DCGAN-tuned+cosine": _tuned(cosine=True),
+    "DCGAN-tuned+cosine+EMA": _tuned(cosine=True, train={"ema_decay": 0.999}),
     # a slower EMA: with the warm-up's decay (1 + n) / (10 + n) it averages about the last ninth of a 10-minute run
     "EMA-0.9999": {"train": {"ema_decay": 0.9999}},
     "PacGAN2+EMA": {"tech": {"pack": 2}, "train": {"ema_decay": 0.999}},
     "PacGAN2": {"tech": {"pack": 2}},  # D judges pairs (Lin et al. 2018): their Stacked MNIST recipe
-    "DCGAN-tuned+PacGAN2": {"optim": {"lr_g": 8.9e-4, "lr_d": 4.2e-4, "beta1": 0.02}, "tech": {"pack": 2}},
+    "DCGAN-tuned+PacGAN2": _tuned(tech={"pack": 2}),
 }
 FASHION_DATASETS = ("fashion-mnist", "mnist", "stacked-fashion-mnist", "stacked-mnist")
 
@@ -162,8 +169,7 @@ def bench_fashion(configs: Sequence[str], seeds: int | Sequence[int], minutes, d
                   num: Optional[int] = None, extra: Sequence[dict] = (), out: str | None = None,
                   data_dir: str | None = None, log=print, jobs: int = 1, limit: int | None = None) -> list[dict]:
     """Each configuration for the longest of `minutes` (a number or '2,5,10') with seeds 0..seeds-1 or the given
-    seeds (runs in
-    OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed. limit: train on
+    seeds (runs in OUT/CONFIG-SEED), judged at each budget. Rows in order of budget, configuration, seed. limit: train on
     the first `limit` training images only, and judge against the test split (a small dataset)."""
     from ..metrics.judge import train_judge
 

@@ -90,8 +90,8 @@ def run_sweep(preset: str, configs: Mapping[str, Sequence[dict]], seeds: int | S
               extra: Sequence[dict] = (), out: str | None = None, columns: Mapping[str, dict] | None = None,
               prefix: str = "gankit-bench-", describe: Callable[[dict], str] = str, log=print,
               jobs: int = 1) -> list[dict]:
-    """Train and score every configuration with seeds 0..seeds-1 (or the given seeds), each run in its own folder under `out`
-    (default: a new temporary folder); log `describe(row)` after each run; return the rows in plan order.
+    """Train and score every configuration with seeds 0..seeds-1 (or the given seeds), each run in its own
+    folder under `out` (default: a new temporary folder); log `describe(row)` after each run; return the rows in plan order.
     `jobs` > 1 runs that many worker processes at once, each with cores // jobs threads unless the
     overrides set train.threads (a run's result does not depend on which worker ran it)."""
     root = Path(out) if out else Path(tempfile.mkdtemp(prefix=prefix))

@@ -95,8 +95,9 @@ def _describe(r: dict) -> str:
 
 def bench_toy2d(configs: Sequence[str], datasets: Sequence[str], seeds: int | Sequence[int], extra: Sequence[dict] = (),
                 out: str | None = None, log=print, jobs: int = 1, refine: Sequence[str] = ()) -> list[dict]:
-    """Each configuration on each dataset with seeds 0..seeds-1 (or the given seeds); runs go to OUT/DATASET-CONFIG-SEED. refine:
-    each run is also scored on samples refined with each method, as rows 'CONFIG + METHOD'."""
+    """Each configuration on each dataset with seeds 0..seeds-1 (or the given seeds); runs go to
+    OUT/DATASET-CONFIG-SEED. refine: each run is also scored on samples refined with each method, as rows
+    'CONFIG + METHOD'."""
     sw.check_names(configs, TOY_CONFIGS, "toy configuration")
     table = {f"{d}-{c}": [TOY_CONFIGS[c], {"data": {"dataset": d}}] for d in datasets for c in configs}
     columns = {f"{d}-{c}": {"config": c, "dataset": d} for d in datasets for c in configs}
