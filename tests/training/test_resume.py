@@ -102,13 +102,15 @@ def test_ctrl_c_while_the_run_is_being_set_up_still_saves_a_checkpoint(tmp_path,
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     run = tmp_path / "run"
-    cmd = _train_cmd(run, 10**6)
+    # no epoch budget: the toy preset's 10 epochs of this tiny set end in about a second on an idle machine, and a
+    # Ctrl-C that came after the end found no run to stop (the test failed when the machine was fast)
+    cmd = _train_cmd(run, 10**6) + ["--set", "train.epochs=null"]
     cmd[cmd.index("--checkpoint-every") + 1] = "100000"
     proc = subprocess.Popen(cmd, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (run / "log.jsonl").exists():
+    log = run / "log.jsonl"
+    while time.monotonic() < deadline and not (log.is_file() and log.stat().st_size > 0):  # once a step is logged
         time.sleep(0.05)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
